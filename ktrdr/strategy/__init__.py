@@ -1,0 +1,1 @@
+"""Strategy documents: the YAML schema, loading with precise errors, and the bundled strategies."""

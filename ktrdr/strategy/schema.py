@@ -1,0 +1,215 @@
+"""The strategy document: a pydantic schema for the v3 YAML format (no numpy anywhere).
+
+A strategy names its indicators, the fuzzy sets over them, which fuzzy sets feed the network,
+the network, the decision rules, how to train, and on what data. Unknown keys are errors, so
+typos never pass silently; every error names the exact key path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MembershipFunction(_Strict):
+    """One fuzzy set: ``triangular`` [a, b, c], ``trapezoidal`` [a, b, c, d] or ``gaussian`` [mu, sigma]."""
+
+    type: Literal["triangular", "trapezoidal", "gaussian"]
+    parameters: list[float]
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> MembershipFunction:
+        expected = {"triangular": 3, "trapezoidal": 4, "gaussian": 2}[self.type]
+        p = self.parameters
+        if len(p) != expected:
+            raise ValueError(f"{self.type} takes {expected} parameters, got {len(p)}")
+        if self.type == "gaussian":
+            if p[1] <= 0:
+                raise ValueError("gaussian sigma must be > 0")
+        elif any(a > b for a, b in zip(p, p[1:], strict=False)):
+            raise ValueError(f"{self.type} parameters must be non-decreasing, got {p}")
+        return self
+
+
+class FuzzySetGroup(BaseModel):
+    """Fuzzy sets over one indicator output; keys other than ``indicator`` are set names.
+
+    A bare list of three numbers is shorthand for a triangular set (the v3 convention).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    indicator: str
+    sets: dict[str, MembershipFunction] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_sets(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        sets: dict[str, Any] = {}
+        for key in [k for k in data if k not in ("indicator", "sets")]:
+            value = data.pop(key)
+            if isinstance(value, list):
+                value = {"type": "triangular", "parameters": value}
+            sets[key] = value
+        data["sets"] = {**data.get("sets", {}), **sets}
+        return data
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> FuzzySetGroup:
+        if not self.sets:
+            raise ValueError("a fuzzy set group needs at least one membership function")
+        for name in self.sets:
+            if not _is_name(name):
+                raise ValueError(f"invalid fuzzy set name {name!r}")
+        return self
+
+    @property
+    def indicator_id(self) -> str:
+        """The indicator this group reads (``macd_12_26_9`` for ``macd_12_26_9.signal``)."""
+        return self.indicator.split(".", 1)[0]
+
+
+class NNInput(_Strict):
+    """One input block of the network: every membership of a fuzzy set group."""
+
+    fuzzy_set: str
+
+
+class Architecture(_Strict):
+    hidden_layers: list[Annotated[int, Field(gt=0, le=4096)]] = Field(default_factory=lambda: [32, 16])
+    activation: Literal["relu", "tanh", "sigmoid", "leaky_relu"] = "relu"
+    dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+
+
+class ModelConfig(_Strict):
+    type: Literal["mlp"] = "mlp"
+    architecture: Architecture = Field(default_factory=Architecture)
+
+
+class Decisions(_Strict):
+    """How network outputs become trades."""
+
+    confidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    min_signal_separation: int = Field(default=4, ge=0, description="minimum bars between two trades")
+    allow_short: bool = False
+
+
+class ZigZagLabels(_Strict):
+    source: Literal["zigzag"] = "zigzag"
+    threshold: float = Field(default=0.02, gt=0.0, lt=1.0, description="fractional move that defines a swing")
+    lookahead: int = Field(default=20, gt=0, le=10_000)
+
+
+class DataSplit(_Strict):
+    train: float = Field(default=0.7, gt=0.0, lt=1.0)
+    validation: float = Field(default=0.15, gt=0.0, lt=1.0)
+    test: float = Field(default=0.15, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> DataSplit:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + test must be 1.0, got {total:g}")
+        return self
+
+
+class EarlyStopping(_Strict):
+    patience: int = Field(default=5, ge=1)
+    min_delta: float = Field(default=1e-4, ge=0.0)
+
+
+class Training(_Strict):
+    epochs: int = Field(default=50, ge=1, le=10_000)
+    batch_size: int = Field(default=64, ge=1, le=65_536)
+    learning_rate: float = Field(default=1e-3, gt=0.0, lt=1.0)
+    seed: int = 42
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    labels: ZigZagLabels = Field(default_factory=ZigZagLabels)
+    data_split: DataSplit = Field(default_factory=DataSplit)
+
+
+class TrainingData(_Strict):
+    symbol: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+    timeframe: Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w"]
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_v3_nesting(cls, data: Any) -> Any:
+        """Accept the original ``symbols: {mode: single, symbol: X}`` / ``timeframes`` nesting."""
+        if isinstance(data, dict):
+            data = dict(data)
+            if isinstance(data.get("symbols"), dict) and "symbol" not in data:
+                data["symbol"] = data.pop("symbols").get("symbol")
+            if isinstance(data.get("timeframes"), dict) and "timeframe" not in data:
+                data["timeframe"] = data.pop("timeframes").get("timeframe")
+            data.pop("history_required", None)
+        return data
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TrainingData:
+        if self.start_date and self.end_date and self.end_date <= self.start_date:
+            raise ValueError(f"end_date {self.end_date} must be after start_date {self.start_date}")
+        return self
+
+
+class StrategyConfig(_Strict):
+    """A whole strategy document."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    version: str = "3.0"
+    description: str = ""
+    indicators: dict[str, dict[str, Any]]
+    fuzzy_sets: dict[str, FuzzySetGroup]
+    nn_inputs: list[NNInput] = Field(min_length=1)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    decisions: Decisions = Field(default_factory=Decisions)
+    training: Training = Field(default_factory=Training)
+    training_data: TrainingData
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, v: Any) -> str:
+        return str(v)
+
+    @field_validator("indicators")
+    @classmethod
+    def _indicator_entries(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if not v:
+            raise ValueError("at least one indicator is required")
+        for ind_id, spec in v.items():
+            if not _is_name(ind_id):
+                raise ValueError(f"invalid indicator id {ind_id!r}")
+            if not isinstance(spec.get("type"), str):
+                raise ValueError(f"indicator {ind_id!r} needs a 'type'")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> StrategyConfig:
+        for group_id, group in self.fuzzy_sets.items():
+            if group.indicator_id not in self.indicators:
+                raise ValueError(
+                    f"fuzzy_sets.{group_id}.indicator refers to unknown indicator {group.indicator!r}"
+                )
+        for i, nn_input in enumerate(self.nn_inputs):
+            if nn_input.fuzzy_set not in self.fuzzy_sets:
+                raise ValueError(f"nn_inputs.{i}.fuzzy_set refers to unknown fuzzy set {nn_input.fuzzy_set!r}")
+        return self
+
+
+def _is_name(text: str) -> bool:
+    import re
+
+    return re.fullmatch(NAME_PATTERN, text) is not None
