@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     worker_health_check_failures: int = 3
     worker_removal_threshold: float = 300.0
 
+    # `ktrdr healthcheck` with no URL probes this (the images set it from the role table)
+    healthcheck_url: str | None = None
+
     # Logging
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
