@@ -1,0 +1,39 @@
+# Everything about the project that needs only nixpkgs' lib: the role table, the torch overlays, the
+# Python overlays and the OCI image configs. Exposed as the flake's `lib` output, and evaluated by
+# tests/nix/ without nixpkgs.
+{
+  lib,
+  pyproject-nix,
+  uv2nix,
+  buildSystemsOverlay,
+  workspaceRoot,
+  sourceInfo ? { },
+}:
+let
+  pyproject = lib.importTOML (workspaceRoot + "/pyproject.toml");
+  roles = import ./roles.nix { inherit lib pyproject; };
+  torch = import ./torch.nix { inherit lib; };
+  python = import ./python.nix {
+    inherit
+      lib
+      uv2nix
+      buildSystemsOverlay
+      workspaceRoot
+      torch
+      ;
+  };
+  imageConfig = import ./image-config.nix {
+    inherit lib roles pyproject sourceInfo;
+  };
+in
+{
+  inherit
+    pyproject-nix
+    pyproject
+    roles
+    torch
+    python
+    imageConfig
+    ;
+  inherit (roles) systems;
+}

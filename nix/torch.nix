@@ -1,0 +1,151 @@
+# torch variants of the package set, as pyproject.nix overlays that need only nixpkgs' lib:
+#   cpuOverlay   swaps torch's source for the CPU-only wheel of the locked version (table in
+#                torch-cpu-wheels.json), drops every CUDA-only dependency, and prunes what inference
+#                never loads (tests, test binaries, C++ headers, cmake files);
+#   cudaOverlay  makes the PyPI CUDA wheel and its nvidia-* wheels patch cleanly under autoPatchelf
+#                and find the driver libraries that container runtimes inject.
+# Packages are taken from the scope (`final.pkgs`), as pyproject.nix's own overlays do.
+{
+  lib,
+  wheels ? lib.importJSON ./torch-cpu-wheels.json,
+}:
+let
+  # Dependencies that exist only for CUDA. Matching by prefix survives re-locks: torch 2.8 pulled
+  # nvidia-*-cu12 + triton, torch 2.14 pulls cuda-bindings, cuda-toolkit, nvidia-*-cu13 and un-suffixed
+  # nvidia-* through cuda-toolkit's extras, on aarch64 too.
+  isCudaOnly = name: lib.hasPrefix "nvidia-" name || lib.hasPrefix "cuda-" name || name == "triton";
+
+  withoutCudaOnly = lib.filterAttrs (name: _: !isCudaOnly name);
+
+  # "3.13" + "x86_64" -> "cp313-x86_64", the key used in torch-cpu-wheels.json
+  wheelKey = pythonVersion: arch: "cp${lib.replaceStrings [ "." ] [ "" ] pythonVersion}-${arch}";
+
+  cpuWheel =
+    {
+      version,
+      pythonVersion,
+      arch,
+    }:
+    let
+      key = wheelKey pythonVersion arch;
+      known = lib.concatStringsSep ", " (
+        lib.mapAttrsToList (v: entries: "${v}: ${lib.concatStringsSep " " (lib.attrNames entries)}") wheels.wheels
+      );
+    in
+    wheels.wheels.${version}.${key} or (throw ''
+      nix/torch-cpu-wheels.json has no CPU wheel for torch ${version} (${key}), the version uv.lock pins.
+      Add the entry for torch==${version} x ${key} (file, url and the sha256 of ${wheels.index}) or pin
+      a torch version the table covers. The table has: ${known}.
+    '');
+
+  # Directories and files of the torch wheel that importing torch for inference never touches.
+  prunedPaths = [
+    "torch/include"
+    "torch/share/cmake"
+    "torch/test"
+  ];
+
+  pruneTorch = sitePackages: ''
+    rm -rf ${lib.concatMapStringsSep " " (p: "$out/${sitePackages}/${p}") prunedPaths}
+    rm -f $out/${sitePackages}/torch/bin/test_*
+  '';
+
+  # Where nvidia-container-toolkit, the GPU operator and distro images put libcuda.so.1 & co.
+  # nixpkgs' glibc has no host ld.so cache, so these must be on the runpath or LD_LIBRARY_PATH.
+  driverLibDirs = arch: [
+    "/usr/lib64"
+    "/usr/lib/${arch}-linux-gnu"
+    "/usr/local/nvidia/lib64"
+    "/usr/local/nvidia/lib"
+  ];
+
+  cpuOverlay =
+    final: prev:
+    lib.optionalAttrs (prev ? torch) {
+      torch = prev.torch.overrideAttrs (
+        old:
+        let
+          wheel = cpuWheel {
+            inherit (old) version;
+            inherit (final.python) pythonVersion;
+            arch = final.stdenv.hostPlatform.parsed.cpu.name;
+          };
+        in
+        {
+          version = "${old.version}+cpu";
+          # The fetch's name must be the real wheel file name (with `+`, not %2B): the wheel hook
+          # installs dist/$(stripHash $src), and uv checks the file name.
+          src = final.pkgs.fetchurl {
+            name = wheel.file;
+            inherit (wheel) url hash;
+          };
+          postInstall = (old.postInstall or "") + pruneTorch final.python.sitePackages;
+          passthru = old.passthru // {
+            dependencies = withoutCudaOnly old.passthru.dependencies;
+            optional-dependencies = lib.mapAttrs (_: withoutCudaOnly) (old.passthru.optional-dependencies or { });
+            cpuWheel = wheel;
+            inherit prunedPaths;
+          };
+        }
+      );
+    };
+
+  cudaOverlay =
+    final: prev:
+    let
+      sitePackages = final.python.sitePackages;
+      driverDirs = driverLibDirs final.stdenv.hostPlatform.parsed.cpu.name;
+      names = lib.attrNames prev;
+      nvidia = lib.filter (lib.hasPrefix "nvidia-") names;
+      cudaLibs = lib.filter (name: lib.hasPrefix "nvidia-" name || lib.hasPrefix "cuda-" name) names;
+
+      # The nvidia wheels dlopen each other and optional transports (libfabric, ibverbs, MPI for
+      # nvshmem; ibverbs for cufile) that a container never has: ignore what is missing, keep $ORIGIN
+      # for siblings (torch preloads nvidia/*/lib itself). Cross-linking them would make cycles.
+      looseLib =
+        name:
+        prev.${name}.overrideAttrs (old: {
+          autoPatchelfIgnoreMissingDeps = [ "*" ];
+          appendRunpaths = (old.appendRunpaths or [ ]) ++ [ "$ORIGIN" ] ++ driverDirs;
+          buildInputs = (old.buildInputs or [ ]) ++ [ final.pkgs.zlib ];
+        });
+    in
+    lib.genAttrs cudaLibs looseLib
+    // lib.optionalAttrs (prev ? triton) {
+      triton = prev.triton.overrideAttrs (old: {
+        autoPatchelfIgnoreMissingDeps = [ "libcuda.so.1" ];
+        appendRunpaths = (old.appendRunpaths or [ ]) ++ driverDirs;
+        buildInputs = (old.buildInputs or [ ]) ++ [ final.pkgs.zlib ];
+      });
+    }
+    // lib.optionalAttrs (prev ? torch) {
+      torch = prev.torch.overrideAttrs (old: {
+        # libcuda.so.1 comes with the driver at run time; every other library torch links is in its
+        # own lib/ or a nvidia wheel (torch -> nvidia only, a DAG).
+        autoPatchelfIgnoreMissingDeps = [ "libcuda.so.1" ];
+        appendRunpaths = (old.appendRunpaths or [ ]) ++ [ "$ORIGIN" ] ++ driverDirs;
+        preFixup =
+          (old.preFixup or "")
+          + lib.concatMapStrings (name: "addAutoPatchelfSearchPath ${final.${name}}/${sitePackages}/nvidia\n") nvidia;
+        passthru = old.passthru // {
+          driverLibDirs = driverDirs;
+        };
+      });
+    };
+in
+{
+  inherit
+    isCudaOnly
+    cpuWheel
+    wheelKey
+    prunedPaths
+    driverLibDirs
+    cpuOverlay
+    cudaOverlay
+    ;
+  overlays = {
+    none = _final: _prev: { };
+    cpu = cpuOverlay;
+    cuda = cudaOverlay;
+  };
+}

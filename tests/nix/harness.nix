@@ -1,0 +1,187 @@
+# Tier-2 harness: evaluates the project's REAL nix/*.nix overlays with the REAL uv2nix, pyproject.nix
+# and build-system-pkgs code, against a minimal mock of the nixpkgs scope (no nixpkgs, no builds).
+# `inputs` is the folder ../shared/tools/nix-offline-inputs lays out (KTRDR_NIX_INPUTS).
+#
+#   nix-instantiate --eval --strict --json -E \
+#     'import tests/nix/harness.nix { inputs = /path; workspaceRoot = ./.; system = "aarch64-linux"; }'
+{
+  inputs,
+  workspaceRoot,
+  system ? "x86_64-linux",
+  pythonVersion ? "3.13.9",
+  # Replaces nix/torch-cpu-wheels.json (to check the missing-version error).
+  wheels ? null,
+}:
+let
+  lib = import (inputs + "/nixpkgs-lib/lib");
+  pyproject-nix = import (inputs + "/pyproject-nix") { inherit lib; };
+  uv2nix = {
+    lib = import (inputs + "/uv2nix/lib") { inherit lib pyproject-nix; };
+  };
+  buildSystems = import (inputs + "/pyproject-build-systems") { inherit uv2nix pyproject-nix lib; };
+
+  sourceInfo = {
+    lastModifiedDate = "20260705123456";
+    rev = "0123456789abcdef0123456789abcdef01234567";
+  };
+
+  project = import (workspaceRoot + "/nix/project.nix") {
+    inherit lib pyproject-nix uv2nix workspaceRoot sourceInfo;
+    buildSystemsOverlay = buildSystems.wheel;
+  };
+
+  torch = import (workspaceRoot + "/nix/torch.nix") (
+    { inherit lib; } // lib.optionalAttrs (wheels != null) { inherit wheels; }
+  );
+  python = import (workspaceRoot + "/nix/python.nix") {
+    inherit lib uv2nix workspaceRoot torch;
+    buildSystemsOverlay = buildSystems.wheel;
+  };
+
+  # --- the mock of the nixpkgs scope -------------------------------------------------------------
+  platform = lib.systems.elaborate system;
+  mkDrv =
+    attrs:
+    let
+      name = "${attrs.pname}-${attrs.version}";
+    in
+    attrs
+    // {
+      inherit name;
+      outPath = "/nix/store/00000000000000000000000000000000-${name}";
+      overrideAttrs = f: mkDrv (attrs // (if builtins.isFunction f then f attrs else f));
+    };
+  stdenv = {
+    hostPlatform = platform;
+    targetPlatform = platform;
+    buildPlatform = platform;
+    inherit (platform) isLinux isDarwin;
+    cc.libc = {
+      pname = "glibc";
+      version = "2.40";
+    };
+    mkDerivation = f: mkDrv (if builtins.isFunction f then lib.fix f else f);
+  };
+  pyVer = lib.versions.majorMinor pythonVersion;
+  pythonMock = {
+    pname = "python3";
+    version = pythonVersion;
+    inherit stdenv;
+    pythonVersion = pyVer;
+    sitePackages = "lib/python${pyVer}/site-packages";
+    passthru = {
+      implementation = "cpython";
+      pythonVersion = pyVer;
+      sourceVersion = {
+        major = lib.versions.major pythonVersion;
+        minor = lib.versions.minor pythonVersion;
+      };
+    };
+  };
+  hook = name: { inherit name; };
+  fetchurl = args: {
+    fetchurl = args;
+    outPath = "/nix/store/00000000000000000000000000000000-${args.name or (baseNameOf args.url)}";
+  };
+  pkgs = {
+    inherit fetchurl;
+    zlib = mkDrv {
+      pname = "zlib";
+      version = "1.3";
+    };
+  };
+  scope = {
+    inherit stdenv lib pkgs fetchurl;
+    python = pythonMock;
+    autoPatchelfHook = hook "autoPatchelfHook";
+    unzip = hook "unzip";
+    pyprojectHook = hook "pyprojectHook";
+    pyprojectEditableHook = hook "pyprojectEditableHook";
+    pyprojectWheelHook = hook "pyprojectWheelHook";
+    pythonManylinuxPackages = {
+      manylinux1 = [ ];
+      manylinux2010 = [ ];
+      manylinux2014 = [ ];
+    };
+    resolveBuildSystem = _: [ ];
+  };
+  callPackage =
+    f: args:
+    let
+      fn = if builtins.isFunction f then f else import f;
+    in
+    lib.makeOverridable fn (builtins.intersectAttrs (builtins.functionArgs fn) scope // args);
+  base = scope // {
+    inherit callPackage;
+  };
+  setFor =
+    overlay:
+    let
+      final = base // overlay final base;
+    in
+    final;
+
+  sets = lib.genAttrs [ "none" "cpu" "cuda" ] (variant: setFor (python.overlayFor variant));
+  editableSet = setFor (lib.composeExtensions (python.overlayFor "none") python.editableOverlay);
+
+  # The same resolver mkVirtualEnv uses.
+  closure = set: spec: pyproject-nix.build.lib.resolvers.resolveCyclic set spec;
+
+  # What each image's environment holds, per the role table: names and the torch derivation.
+  images = lib.mapAttrs (
+    _: role:
+    let
+      set = sets.${role.torch};
+      names = closure set (project.roles.specOf role);
+    in
+    {
+      inherit (role) torch platforms;
+      packages = names;
+      torchAttrs = lib.optionalAttrs (lib.elem "torch" names) {
+        inherit (set.torch) version;
+        src = set.torch.src.fetchurl or null;
+        dependencies = lib.attrNames set.torch.passthru.dependencies;
+        autoPatchelfIgnoreMissingDeps = set.torch.autoPatchelfIgnoreMissingDeps or null;
+        appendRunpaths = set.torch.appendRunpaths or [ ];
+        preFixup = set.torch.preFixup or "";
+        postInstall = set.torch.postInstall or "";
+      };
+      cudaLibFixups = lib.listToAttrs (
+        map (n: {
+          name = n;
+          value = {
+            ignore = set.${n}.autoPatchelfIgnoreMissingDeps or null;
+            appendRunpaths = set.${n}.appendRunpaths or [ ];
+          };
+        }) (lib.filter torch.isCudaOnly names)
+      );
+    }
+  ) project.roles.roles;
+in
+{
+  inherit images;
+  systems = project.systems;
+  rolesForSystem = lib.attrNames (project.roles.rolesFor system);
+  wheelFormats = lib.mapAttrs (_: drv: drv.passthru.format or "local") (
+    lib.filterAttrs (n: _: lib.elem n (closure sets.none python.workspace.deps.all)) sets.none
+  );
+  buildSystemHasHatchling = sets.none ? hatchling;
+  appSource = {
+    isStorePath = lib.hasPrefix builtins.storeDir (toString python.appSource);
+  };
+  editable = {
+    editableRoot = editableSet.ktrdr.passthru.editableRoot or editableSet.ktrdr.editableRoot or null;
+    packages = closure editableSet python.workspace.deps.all;
+  };
+  imageConfigs = lib.mapAttrs (
+    name: _:
+    project.imageConfig.configFor {
+      inherit name;
+      venv = "/nix/store/00000000000000000000000000000000-ktrdr-${name}-env";
+      tini = "/nix/store/00000000000000000000000000000000-tini-0.19.0";
+      driverLibDirs = torch.driverLibDirs platform.parsed.cpu.name;
+    }
+  ) project.roles.roles;
+  perms = project.imageConfig.permsFor "/nix/store/00000000000000000000000000000000-ktrdr-root";
+  inherit (project.imageConfig) rootDirs passwdLines groupLines created;
+}
