@@ -1,0 +1,5 @@
+"""``python -m ktrdr``: the same as the ``ktrdr`` command."""
+
+from ktrdr.cli import main
+
+main()

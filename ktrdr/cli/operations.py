@@ -1,0 +1,262 @@
+"""``ktrdr train`` / ``ktrdr backtest`` / ``ktrdr ops``: start, follow, inspect and cancel operations.
+
+``--follow`` polls the operation and draws a live progress bar until it ends; the exit code says
+how it ended: 0 completed, 1 failed, 2 cancelled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import click
+
+from ktrdr.cli.context import cli_context
+
+TERMINAL = {"completed", "failed", "cancelled"}
+EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 2}
+POLL_S = 0.5
+
+# The metrics a backtest summary shows first, in this order (the rest follow).
+HEADLINE_METRICS = (
+    "total_return",
+    "annualized_return",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "max_drawdown",
+    "calmar_ratio",
+    "volatility",
+    "total_trades",
+    "trade_count",
+    "win_rate",
+    "profit_factor",
+)
+
+
+def _date_option(name: str, help_text: str) -> Any:
+    return click.option(name, type=click.DateTime(["%Y-%m-%d"]), help=help_text)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.date().isoformat() if value else None
+
+
+def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if v is not None}
+
+
+@click.command()
+@click.argument("strategy")
+@click.option("--symbol", help="Override the strategy's training symbol.")
+@click.option("--timeframe", help="Override the strategy's training timeframe.")
+@_date_option("--start", "First day of data (YYYY-MM-DD).")
+@_date_option("--end", "Last day of data (YYYY-MM-DD).")
+@click.option("--follow", "-f", is_flag=True, help="Show live progress until the operation ends.")
+def train(
+    strategy: str,
+    symbol: str | None,
+    timeframe: str | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    follow: bool,
+) -> None:
+    """Train STRATEGY (a strategy name known to the backend)."""
+    body = _drop_none(
+        {
+            "strategy_name": strategy,
+            "symbol": symbol,
+            "timeframe": timeframe,
+            "start_date": _iso(start),
+            "end_date": _iso(end),
+        }
+    )
+    _start_operation("/trainings/start", body, follow)
+
+
+@click.command()
+@click.argument("strategy")
+@click.option("--symbol", help="Symbol to backtest (default: the strategy's).")
+@click.option("--timeframe", help="Timeframe to backtest (default: the strategy's).")
+@_date_option("--start", "First day of the backtest (YYYY-MM-DD).")
+@_date_option("--end", "Last day of the backtest (YYYY-MM-DD).")
+@click.option("--model", "model_path", help="Model to use (default: the newest of the strategy).")
+@click.option("--capital", type=float, help="Initial capital (default 100000).")
+@click.option("--commission", type=float, help="Commission per trade, as a fraction (default 0.001).")
+@click.option("--slippage", type=float, help="Slippage, as a fraction (default 0.0005).")
+@click.option("--follow", "-f", is_flag=True, help="Show live progress until the operation ends.")
+def backtest(
+    strategy: str,
+    symbol: str | None,
+    timeframe: str | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    model_path: str | None,
+    capital: float | None,
+    commission: float | None,
+    slippage: float | None,
+    follow: bool,
+) -> None:
+    """Backtest STRATEGY with its trained model."""
+    body = _drop_none(
+        {
+            "strategy_name": strategy,
+            "symbol": symbol,
+            "timeframe": timeframe,
+            "start_date": _iso(start),
+            "end_date": _iso(end),
+            "model_path": model_path,
+            "initial_capital": capital,
+            "commission": commission,
+            "slippage": slippage,
+        }
+    )
+    _start_operation("/backtests/start", body, follow)
+
+
+def _start_operation(path: str, body: dict[str, Any], follow: bool) -> None:
+    options = cli_context()
+    with options.client() as client:
+        started = client.post(path, json=body)
+        operation_id = str(started["operation_id"])
+        if not follow:
+            if options.as_json:
+                from ktrdr.cli.output import print_json
+
+                print_json(started)
+            else:
+                click.echo(f"started {operation_id}  (follow it: ktrdr ops show {operation_id} --follow)")
+            return
+        operation = follow_operation(client, operation_id, quiet=options.as_json)
+    show_operation(operation, as_json=options.as_json)
+    raise SystemExit(EXIT_CODES.get(operation["status"], 1))
+
+
+def follow_operation(client: Any, operation_id: str, *, quiet: bool = False, label: str | None = None) -> Any:
+    """Poll until the operation ends, drawing a progress bar unless ``quiet``; return the final state."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from ktrdr.cli.output import err_console
+
+    columns = (
+        TextColumn("[bold]{task.fields[label]}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=err_console, disable=quiet, transient=False) as bar:
+        task = bar.add_task("pending", total=100.0, label=label or operation_id)
+        while True:
+            operation = client.get(f"/operations/{operation_id}")
+            progress = operation.get("progress") or {}
+            step = progress.get("current_step") or operation["status"]
+            bar.update(task, completed=float(progress.get("percentage") or 0.0), description=step)
+            if operation["status"] in TERMINAL:
+                if operation["status"] == "completed":
+                    bar.update(task, completed=100.0)
+                return operation
+            time.sleep(POLL_S)
+
+
+def show_operation(operation: dict[str, Any], *, as_json: bool) -> None:
+    from ktrdr.cli.output import console, print_json, print_table
+
+    if as_json:
+        print_json(operation)
+        return
+    status = operation["status"]
+    colour = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(status, "cyan")
+    kind = operation.get("operation_type", "operation")
+    console.print(f"[bold]{kind}[/] {operation['operation_id']}: [{colour}]{status}[/]")
+    if operation.get("error_message"):
+        console.print(f"  reason: {operation['error_message']}")
+    result = operation.get("result") or {}
+    if result:
+        rows = result_rows(result)
+        if rows:
+            print_table("result", ["metric", "value"], rows)
+
+
+def result_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A result's scalar values as rows: the headline metrics first, then the rest."""
+    flat: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, dict) and key.endswith("metrics"):
+            prefix = "" if key == "metrics" else f"{key.removesuffix('_metrics').removesuffix('metrics')}."
+            for inner, inner_value in value.items():
+                if _scalar(inner_value):
+                    flat.setdefault(prefix + inner, inner_value)
+        elif _scalar(value):
+            flat.setdefault(key, value)
+    ordered = [k for k in HEADLINE_METRICS if k in flat] + [k for k in flat if k not in HEADLINE_METRICS]
+    return [(k, flat[k]) for k in ordered]
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (int, float, str, bool)) or value is None
+
+
+@click.group()
+def ops() -> None:
+    """List, show and cancel operations."""
+
+
+@ops.command("list")
+@click.option("--status", type=click.Choice(["pending", "running", "completed", "failed", "cancelled"]))
+@click.option("--type", "operation_type", type=click.Choice(["training", "backtesting"]))
+@click.option("--limit", type=int, default=20, show_default=True)
+def list_operations(status: str | None, operation_type: str | None, limit: int) -> None:
+    """List recent operations, newest first."""
+    from ktrdr.cli.output import print_json, print_table
+
+    options = cli_context()
+    params = _drop_none({"status": status, "operation_type": operation_type, "limit": limit})
+    with options.client() as client:
+        answer = client.get("/operations", params=params)
+    items = answer if isinstance(answer, list) else answer.get("items", answer.get("operations", []))
+    if options.as_json:
+        print_json(items)
+        return
+    rows = [
+        (
+            op["operation_id"],
+            op.get("operation_type"),
+            op["status"],
+            f"{(op.get('progress') or {}).get('percentage', 0):.0f}%",
+            op.get("worker_id"),
+            op.get("created_at"),
+        )
+        for op in items
+    ]
+    print_table("operations", ["id", "type", "status", "progress", "worker", "created"], rows)
+
+
+@ops.command("show")
+@click.argument("operation_id")
+@click.option("--follow", "-f", is_flag=True, help="Show live progress until the operation ends.")
+def show(operation_id: str, follow: bool) -> None:
+    """Show one operation (with --follow: until it ends; the exit code says how)."""
+    options = cli_context()
+    with options.client() as client:
+        if follow:
+            operation = follow_operation(client, operation_id, quiet=options.as_json)
+        else:
+            operation = client.get(f"/operations/{operation_id}")
+    show_operation(operation, as_json=options.as_json)
+    if follow:
+        raise SystemExit(EXIT_CODES.get(operation["status"], 1))
+
+
+@ops.command("cancel")
+@click.argument("operation_id")
+@click.option("--reason", default="cancelled from the CLI", show_default=True)
+def cancel(operation_id: str, reason: str) -> None:
+    """Cancel a pending or running operation."""
+    options = cli_context()
+    with options.client() as client:
+        operation = client.delete(f"/operations/{operation_id}", params={"reason": reason})
+    if isinstance(operation, dict) and "status" in operation:
+        show_operation(operation, as_json=options.as_json)
+    else:
+        click.echo(f"cancel requested for {operation_id}")
