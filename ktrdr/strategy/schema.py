@@ -8,9 +8,12 @@ typos never pass silently; every error names the exact key path.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ktrdr.indicators.specs import check_indicator, output_columns
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
@@ -34,7 +37,7 @@ class MembershipFunction(_Strict):
         if self.type == "gaussian":
             if p[1] <= 0:
                 raise ValueError("gaussian sigma must be > 0")
-        elif any(a > b for a, b in zip(p, p[1:], strict=False)):
+        elif any(a > b for a, b in itertools.pairwise(p)):
             raise ValueError(f"{self.type} parameters must be non-decreasing, got {p}")
         return self
 
@@ -69,9 +72,6 @@ class FuzzySetGroup(BaseModel):
     def _at_least_one(self) -> FuzzySetGroup:
         if not self.sets:
             raise ValueError("a fuzzy set group needs at least one membership function")
-        for name in self.sets:
-            if not _is_name(name):
-                raise ValueError(f"invalid fuzzy set name {name!r}")
         return self
 
     @property
@@ -184,29 +184,75 @@ class StrategyConfig(_Strict):
     def _version_text(cls, v: Any) -> str:
         return str(v)
 
-    @field_validator("indicators")
-    @classmethod
-    def _indicator_entries(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        if not v:
-            raise ValueError("at least one indicator is required")
-        for ind_id, spec in v.items():
-            if not _is_name(ind_id):
-                raise ValueError(f"invalid indicator id {ind_id!r}")
-            if not isinstance(spec.get("type"), str):
-                raise ValueError(f"indicator {ind_id!r} needs a 'type'")
-        return v
-
     @model_validator(mode="after")
-    def _references(self) -> StrategyConfig:
-        for group_id, group in self.fuzzy_sets.items():
-            if group.indicator_id not in self.indicators:
-                raise ValueError(
-                    f"fuzzy_sets.{group_id}.indicator refers to unknown indicator {group.indicator!r}"
-                )
-        for i, nn_input in enumerate(self.nn_inputs):
-            if nn_input.fuzzy_set not in self.fuzzy_sets:
-                raise ValueError(f"nn_inputs.{i}.fuzzy_set refers to unknown fuzzy set {nn_input.fuzzy_set!r}")
+    def _semantics(self) -> StrategyConfig:
+        problems = semantic_problems(self)
+        if problems:
+            raise StrategyProblems(problems)
         return self
+
+    def indicator_columns(self) -> dict[str, list[str]]:
+        """Indicator id -> the columns it produces (``id`` or ``id.output``...)."""
+        return {ind_id: output_columns(ind_id, spec) for ind_id, spec in self.indicators.items()}
+
+
+class StrategyProblems(ValueError):
+    """Cross-field problems, each with the exact dotted key path (the loader reports them one by one)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{loc}: {msg}" for loc, msg in problems))
+
+
+def semantic_problems(config: StrategyConfig) -> list[tuple[str, str]]:
+    """Checks that need the indicator catalog or span sections: (dotted key path, message) pairs."""
+    problems: list[tuple[str, str]] = []
+    if not config.indicators:
+        problems.append(("indicators", "at least one indicator is required"))
+    columns: dict[str, list[str]] = {}
+    for ind_id, spec in config.indicators.items():
+        if not _is_name(ind_id):
+            problems.append((f"indicators.{ind_id}", f"invalid indicator id {ind_id!r}"))
+            continue
+        found = check_indicator(spec)
+        problems.extend((f"indicators.{ind_id}.{key}", msg) for key, msg in found)
+        if not found:
+            columns[ind_id] = output_columns(ind_id, spec)
+
+    for group_id, group in config.fuzzy_sets.items():
+        loc = f"fuzzy_sets.{group_id}"
+        if not _is_name(group_id):
+            problems.append((loc, f"invalid fuzzy set name {group_id!r}"))
+        problems.extend(
+            (f"{loc}.{member}", f"invalid membership name {member!r}")
+            for member in group.sets
+            if not _is_name(member)
+        )
+        ref = group.indicator
+        if group.indicator_id not in config.indicators:
+            problems.append((f"{loc}.indicator", f"refers to unknown indicator {group.indicator_id!r}"))
+        elif group.indicator_id in columns and ref not in columns[group.indicator_id]:
+            outputs = columns[group.indicator_id]
+            problems.append((f"{loc}.indicator", f"{ref!r} is not an indicator output; use one of {outputs}"))
+
+    seen: dict[str, int] = {}
+    features: dict[str, str] = {}
+    for i, nn_input in enumerate(config.nn_inputs):
+        loc = f"nn_inputs.{i}.fuzzy_set"
+        name = nn_input.fuzzy_set
+        if name not in config.fuzzy_sets:
+            problems.append((loc, f"refers to unknown fuzzy set {name!r}"))
+            continue
+        if name in seen:
+            problems.append((loc, f"fuzzy set {name!r} is already an input (nn_inputs.{seen[name]})"))
+            continue
+        seen[name] = i
+        for member in config.fuzzy_sets[name].sets:
+            feature = f"{name}_{member}"
+            if feature in features:
+                problems.append((loc, f"feature name {feature!r} is produced twice ({features[feature]})"))
+            features[feature] = f"nn_inputs.{i}"
+    return problems
 
 
 def _is_name(text: str) -> bool:
