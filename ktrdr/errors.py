@@ -138,3 +138,9 @@ class MissingDependencyError(KtrdrError):
     """A process was started in an environment that lacks its heavy dependencies (torch, numpy...)."""
 
     code = "MISSING_DEPENDENCY"
+
+
+class ConfigurationError(KtrdrError):
+    """A process was started with settings it refuses to run with (e.g. production without a token)."""
+
+    code = "CONFIGURATION_ERROR"
