@@ -54,7 +54,7 @@
       perSystem = forSystems (
         system:
         import ./nix/system.nix {
-          inherit project;
+          inherit lib system project;
           pkgs = nixpkgs.legacyPackages.${system};
           n2c = nix2container.packages.${system};
           src = self;

@@ -170,7 +170,7 @@ in
     isStorePath = lib.hasPrefix builtins.storeDir (toString python.appSource);
   };
   editable = {
-    editableRoot = editableSet.ktrdr.passthru.editableRoot or editableSet.ktrdr.editableRoot or null;
+    editableRoot = editableSet.ktrdr.EDITABLE_ROOT or null;
     packages = closure editableSet python.workspace.deps.all;
   };
   imageConfigs = lib.mapAttrs (

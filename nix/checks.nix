@@ -1,0 +1,130 @@
+# `nix flake check`: the backend test-suite in the backend's own environment inside the sandbox,
+# closure assertions on the environments, and assertions on the images' configuration.
+{
+  lib,
+  pkgs,
+  project,
+  roles,
+  pythonSets,
+  envs,
+  images,
+  backendTestEnv,
+  src,
+}:
+let
+  inherit (project.torch) isCudaOnly;
+  resolve = project.pyproject-nix.build.lib.resolvers.resolveCyclic;
+  sitePackages = pythonSets.none.python.sitePackages;
+  heavy = [
+    "torch"
+    "numpy"
+    "pandas"
+  ];
+
+  closureOf = role: resolve pythonSets.${role.torch} (project.roles.specOf role);
+
+  # Evaluation-time assertions on what each role's environment resolves to.
+  closureProblems =
+    name: role:
+    let
+      names = closureOf role;
+      cudaOnly = lib.filter isCudaOnly names;
+    in
+    lib.optional (role.torch == "none" && lib.any (n: lib.elem n heavy) names)
+      "${name}: resolves ${lib.concatStringsSep ", " (lib.filter (n: lib.elem n heavy) names)}"
+    ++ lib.optional (role.torch != "cuda" && cudaOnly != [ ])
+      "${name}: resolves CUDA-only packages ${lib.concatStringsSep ", " cudaOnly}"
+    ++ lib.optional (role.torch != "none" && !(lib.elem "torch" names)) "${name}: has no torch"
+    ++ lib.optional (
+      role.torch == "cpu" && !(lib.hasSuffix "+cpu" pythonSets.cpu.torch.version)
+    ) "${name}: torch is not the CPU wheel";
+
+  # ...and on the built environments' files (what actually landed in site-packages).
+  envFileChecks =
+    name: role:
+    let
+      forbidden =
+        if role.torch == "none" then
+          heavy
+        else if role.torch == "cpu" then
+          [
+            "nvidia"
+            "triton"
+            "torch/include"
+            "torch/share/cmake"
+          ]
+        else
+          [ ];
+    in
+    lib.concatMapStrings (p: ''
+      if [ -e ${envs.${name}}/${sitePackages}/${p} ]; then
+        echo "${name}-env must not contain ${p}" >&2; exit 1
+      fi
+    '') forbidden
+    + ''
+      ${envs.${name}}/bin/python -c 'import ktrdr'
+    '';
+
+  problems = lib.concatLists (lib.mapAttrsToList closureProblems roles);
+
+  # Expected image configuration, checked against the image JSON nix2container wrote.
+  imageCheck =
+    name: role:
+    let
+      expectedPort = "${toString role.port}/tcp";
+    in
+    ''
+      img=${images.${name}}
+      jq -e '."image-config".User == "1000:1000"' $img
+      jq -e '."image-config".WorkingDir == "/app"' $img
+      jq -e '."image-config".ExposedPorts | has("${expectedPort}")' $img
+      jq -e '."image-config".Entrypoint[0] | endswith("/bin/tini")' $img
+      jq -e '."image-config".Cmd[1:3] == ["serve", "${role.serve}"]' $img
+      jq -e '."image-config".Env | index("KTRDR_HEALTHCHECK_URL=${project.roles.healthcheckUrl role}") != null' $img
+      jq -e '."image-config".Labels | has("org.opencontainers.image.source")' $img \
+        || { echo "${name}: add [project.urls] Source to pyproject.toml for the source label" >&2; exit 1; }
+      jq -e '.created == "${project.imageConfig.created}"' $img
+      n=$(jq '.layers | length' $img)
+      [ "$n" -lt 64 ] || { echo "${name}: $n layers" >&2; exit 1; }
+      ${lib.optionalString (role.torch == "cuda") ''
+        jq -e '."image-config".Env | map(select(startswith("NVIDIA_VISIBLE_DEVICES="))) | length == 1' $img
+      ''}
+    '';
+in
+assert lib.assertMsg (problems == [ ]) "closure assertions failed:\n${lib.concatStringsSep "\n" problems}";
+{
+  closures = pkgs.runCommand "ktrdr-closures" { } (
+    lib.concatStrings (lib.mapAttrsToList envFileChecks roles) + "touch $out\n"
+  );
+
+  image-configs = pkgs.runCommand "ktrdr-image-configs" { nativeBuildInputs = [ pkgs.jq ]; } (
+    lib.concatStrings (lib.mapAttrsToList imageCheck images)
+    # The common layers are shared: the backend's layers are a prefix of every other image's.
+    + lib.concatMapStrings (name: ''
+      jq -e --slurpfile b ${images.backend} \
+        '.layers[0:($b[0].layers | length - 1)] | map(.digest) == ($b[0].layers[0:-1] | map(.digest))' \
+        ${images.${name}}
+    '') (lib.attrNames (removeAttrs images [ "backend" ]))
+    + "touch $out\n"
+  );
+
+  # The backend's tests against the installed package (not the checkout), where numpy, pandas and
+  # torch do not exist: modules that need them skip through pytest.importorskip.
+  backend-tests =
+    pkgs.runCommand "ktrdr-backend-tests"
+      {
+        nativeBuildInputs = [ backendTestEnv ];
+      }
+      ''
+        cp -r ${src}/tests ${src}/pyproject.toml .
+        chmod -R u+w .
+        export HOME=$TMPDIR
+        python - <<'PY'
+        import importlib.util, sys
+        present = [m for m in ("numpy", "pandas", "torch") if importlib.util.find_spec(m)]
+        sys.exit(f"backend env has {present}" if present else 0)
+        PY
+        python -m pytest -q -p no:cacheprovider -m "not postgres and not nix" tests
+        touch $out
+      '';
+}

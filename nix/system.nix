@@ -1,0 +1,76 @@
+# Everything of one system: the Python sets and environments, the images, the dev shells and the
+# checks. Called by flake.nix once per system of the role table.
+# `lib` and `system` come from the flake rather than from pkgs, so the attribute names of these outputs
+# are known without instantiating nixpkgs (Nix looks `.#lib...` up in packages.<system> first).
+{
+  lib,
+  system,
+  project,
+  pkgs,
+  n2c,
+  src,
+}:
+let
+  roles = project.roles.rolesFor system;
+
+  pythonSets = project.python.mkPythonSets {
+    inherit pkgs;
+    inherit (project) pyproject-nix;
+  };
+
+  setOf = role: pythonSets.${role.torch};
+
+  envs = lib.mapAttrs (
+    name: role: (setOf role).mkVirtualEnv "ktrdr-${name}-env" (project.roles.specOf role)
+  ) roles;
+
+  # The backend's code and its lean test tools (the `test` group), without numpy/pandas/torch.
+  backendTestEnv = pythonSets.none.mkVirtualEnv "ktrdr-backend-test-env" { ktrdr = [ "test" ]; };
+
+  images = import ./images.nix {
+    inherit
+      lib
+      pkgs
+      project
+      roles
+      pythonSets
+      envs
+      ;
+    nix2container = n2c.nix2container;
+  };
+
+  shells = import ./shells.nix {
+    inherit pkgs project pythonSets;
+  };
+
+  checks = import ./checks.nix {
+    inherit
+      lib
+      pkgs
+      project
+      roles
+      pythonSets
+      envs
+      images
+      backendTestEnv
+      src
+      ;
+  };
+in
+{
+  packages =
+    lib.mapAttrs' (name: env: lib.nameValuePair "${name}-env" env) envs
+    // lib.mapAttrs' (name: image: lib.nameValuePair "${name}-image" image) images
+    // {
+      images = pkgs.linkFarm "ktrdr-images-${system}" (
+        lib.mapAttrsToList (name: image: {
+          name = "${name}.json";
+          path = image;
+        }) images
+      );
+      backend-test-env = backendTestEnv;
+      inherit (n2c) skopeo-nix2container;
+    };
+  devShells = shells;
+  inherit checks;
+}

@@ -1,0 +1,239 @@
+"""Tier 2 (where KTRDR_NIX_INPUTS is set): our real nix/*.nix overlays evaluated with the real uv2nix,
+pyproject.nix and build-system-pkgs code against a mock of the nixpkgs scope (tests/nix/harness.nix),
+for both architectures; and the real flake's lib-level outputs through `nix eval --override-input`.
+Nothing is built: this proves what each image's environment resolves to, not that it builds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tomllib
+from functools import cache
+from typing import Any
+
+import pytest
+
+from .conftest import NIX_FLAGS, REPO, NixEvalError, harness, nix_eval, nix_inputs
+
+pytestmark = pytest.mark.nix
+
+ARCHES = {"x86_64-linux": "x86_64", "aarch64-linux": "aarch64"}
+CUDA_PREFIXES = ("nvidia-", "cuda-")
+HEAVY = {"torch", "numpy", "pandas"}
+
+
+def is_cuda_only(name: str) -> bool:
+    return name.startswith(CUDA_PREFIXES) or name == "triton"
+
+
+@cache
+def evaluated(system: str) -> dict[str, Any]:
+    return nix_eval(harness(nix_inputs(), system))
+
+
+def wheel_table() -> dict[str, Any]:
+    return json.loads((REPO / "nix" / "torch-cpu-wheels.json").read_text())
+
+
+def locked_torch_version() -> str:
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    return next(p["version"] for p in lock["package"] if p["name"] == "torch")
+
+
+@pytest.fixture(params=sorted(ARCHES))
+def system(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_the_role_table_drives_systems_and_images(system: str) -> None:
+    result = evaluated(system)
+    assert result["systems"] == ["x86_64-linux", "aarch64-linux"]
+    expected = {"backend", "worker-cpu"} | ({"worker-gpu"} if system == "x86_64-linux" else set())
+    assert set(result["rolesForSystem"]) == expected
+
+
+def test_every_third_party_package_is_a_wheel(system: str) -> None:
+    formats = evaluated(system)["wheelFormats"]
+    assert formats.pop("ktrdr") == "local"
+    assert set(formats.values()) == {"wheel"}
+
+
+def test_backend_has_no_numeric_or_cuda_packages(system: str) -> None:
+    packages = set(evaluated(system)["images"]["backend"]["packages"])
+    assert {"ktrdr", "fastapi", "uvicorn", "sqlalchemy", "pydantic"} <= packages
+    assert not packages & HEAVY
+    assert not [p for p in packages if is_cuda_only(p)]
+
+
+def test_worker_cpu_has_the_cpu_wheel_and_nothing_cuda(system: str) -> None:
+    image = evaluated(system)["images"]["worker-cpu"]
+    packages = set(image["packages"])
+    assert packages >= HEAVY
+    assert not [p for p in packages if is_cuda_only(p)]
+    version = locked_torch_version()
+    entry = wheel_table()["wheels"][version][f"cp313-{ARCHES[system]}"]
+    torch = image["torchAttrs"]
+    assert torch["src"] == {"name": entry["file"], "url": entry["url"], "hash": entry["hash"]}
+    assert "+" in torch["src"]["name"]
+    assert torch["version"] == f"{version}+cpu"
+    assert not [d for d in torch["dependencies"] if is_cuda_only(d)]
+    for pruned in ("torch/include", "torch/share/cmake", "torch/test", "torch/bin/test_*"):
+        assert f"site-packages/{pruned}" in torch["postInstall"]
+
+
+def test_worker_gpu_has_cuda_torch_with_its_fixups() -> None:
+    result = evaluated("x86_64-linux")
+    image = result["images"]["worker-gpu"]
+    packages = set(image["packages"])
+    nvidia = {p for p in packages if p.startswith("nvidia-")}
+    assert {"nvidia-cudnn-cu13", "nvidia-nccl-cu13", "nvidia-cublas", "nvidia-cuda-runtime"} <= nvidia
+    assert {"torch", "triton", "cuda-bindings", "cuda-toolkit"} <= packages
+    torch = image["torchAttrs"]
+    assert torch["version"] == locked_torch_version()
+    assert torch["src"]["url"].startswith("https://files.pythonhosted.org/")
+    assert torch["autoPatchelfIgnoreMissingDeps"] == ["libcuda.so.1"]
+    assert torch["appendRunpaths"][0] == "$ORIGIN"
+    assert "/usr/lib64" in torch["appendRunpaths"]
+    searched = {line.split("-", 1)[1].split("/")[0] for line in torch["preFixup"].splitlines()}
+    assert {p.rsplit("-", 1)[0] for p in searched} >= {"nvidia-cudnn-cu13", "nvidia-cublas"}
+    assert torch["postInstall"] == ""
+    for name, fixup in image["cudaLibFixups"].items():
+        if name == "triton":
+            assert fixup["ignore"] == ["libcuda.so.1"]
+        else:
+            assert fixup["ignore"] == ["*"], name
+            assert "$ORIGIN" in fixup["appendRunpaths"], name
+
+
+def test_the_images_share_their_common_packages(system: str) -> None:
+    images = evaluated(system)["images"]
+    backend = set(images["backend"]["packages"])
+    for name, image in images.items():
+        assert backend <= set(image["packages"]), name
+
+
+def test_missing_cpu_wheel_fails_evaluation_with_a_clear_message() -> None:
+    only_213 = '{ index = "https://example.invalid/"; wheels = { "2.13.0" = { "cp313-x86_64" = { }; }; }; }'
+    expr = (
+        f"({harness(nix_inputs(), 'x86_64-linux', f'wheels = {only_213};')}).images.worker-cpu.torchAttrs.src"
+    )
+    with pytest.raises(NixEvalError) as excinfo:
+        nix_eval(expr)
+    message = str(excinfo.value)
+    assert f"has no CPU wheel for torch {locked_torch_version()} (cp313-x86_64)" in message
+    assert "2.13.0: cp313-x86_64" in message
+
+
+def test_image_configs_come_from_the_role_table(system: str) -> None:
+    roles = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["ktrdr"]["images"]
+    configs = evaluated(system)["imageConfigs"]
+    for name, role in roles.items():
+        config = configs[name]
+        env = dict(item.split("=", 1) for item in config["Env"])
+        assert config["User"] == "1000:1000"
+        assert config["WorkingDir"] == "/app"
+        assert config["Entrypoint"][0].endswith("/bin/tini")
+        assert config["Cmd"][1:] == ["serve", role["serve"], "--host", "0.0.0.0", "--port", str(role["port"])]
+        assert config["Cmd"][0] == env["PATH"] + "/ktrdr"
+        assert config["ExposedPorts"] == {f"{role['port']}/tcp": {}}
+        assert env["KTRDR_HEALTHCHECK_URL"] == f"http://127.0.0.1:{role['port']}{role['health']}"
+        assert env["KTRDR_DATA_DIR"] == "/app/data"
+        assert env["KTRDR_MODELS_DIR"] == "/app/data/models"
+        assert env["HOME"] == "/home/ktrdr" and env["TMPDIR"] == "/tmp"
+        assert env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-bundle.crt"
+        assert env["PYTHONDONTWRITEBYTECODE"] == env["PYTHONUNBUFFERED"] == "1"
+        labels = config["Labels"]
+        assert labels["org.opencontainers.image.created"] == "2026-07-05T12:34:56Z"
+        assert labels["org.opencontainers.image.title"] == f"ktrdr-{name}"
+        assert labels["org.opencontainers.image.revision"] == "0123456789abcdef0123456789abcdef01234567"
+        cuda = role["torch"] == "cuda"
+        assert ("NVIDIA_VISIBLE_DEVICES" in env) == cuda
+        if cuda:
+            assert env["NVIDIA_DRIVER_CAPABILITIES"] == "compute,utility"
+            assert "/usr/lib64" in env["LD_LIBRARY_PATH"].split(":")
+
+
+def test_root_ownership_comes_from_perms_not_chown() -> None:
+    result = evaluated("x86_64-linux")
+    assert result["passwdLines"] == ["ktrdr:x:1000:1000:ktrdr:/home/ktrdr:/sbin/nologin"]
+    assert result["groupLines"] == ["ktrdr:x:1000:"]
+    tmp, owned = result["perms"]
+    assert (tmp["regex"], tmp["mode"]) == ("/tmp$", "1777")
+    assert (owned["uid"], owned["gid"], owned["mode"]) == (1000, 1000, "0755")
+    for directory in ("/home/ktrdr", "/app/data", "/app/data/models"):
+        assert owned["regex"].rstrip("$").strip("()").split("|").count(directory) == 1
+
+
+def test_editable_dev_set_resolves_everything_with_the_build_system() -> None:
+    result = evaluated("x86_64-linux")
+    assert result["editable"]["editableRoot"] == "$REPO_ROOT"
+    packages = set(result["editable"]["packages"])
+    assert {"hatchling", "ruff", "mypy", "pytest", "torch", "asyncpg"} <= packages
+    assert result["buildSystemHasHatchling"] is True
+    assert result["appSource"]["isStorePath"] is True
+
+
+# --- the real flake, lib-level, with its inputs overridden by the local snapshots ----------------
+
+
+def flake_eval(apply: str) -> Any:
+    inputs = nix_inputs()
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", "flake.nix", "flake.lock", "nix/project.nix"],
+        cwd=REPO,
+        capture_output=True,
+    )
+    if tracked.returncode != 0:
+        pytest.skip("the flake's files are not tracked by git (a git+file flake sees tracked files only)")
+    overrides = []
+    for name, path in {
+        "nixpkgs": "nixpkgs-lib",
+        "pyproject-nix": "pyproject-nix",
+        "uv2nix": "uv2nix",
+        "pyproject-build-systems": "pyproject-build-systems",
+        "nix2container": "nix2container",
+    }.items():
+        overrides += ["--override-input", name, f"path:{inputs / path}"]
+    proc = subprocess.run(
+        ["nix", *NIX_FLAGS, "eval", "--json", ".#lib", "--apply", apply, *overrides, "--no-write-lock-file"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_the_real_flake_wires_the_role_table_and_overlays() -> None:
+    result = flake_eval(
+        "lib: { systems = lib.systems; roles = builtins.attrNames lib.roles.roles; "
+        "deps = lib.python.workspace.deps.all; "
+        'overlays = map (v: builtins.isFunction (lib.python.overlayFor v)) [ "none" "cpu" "cuda" ]; '
+        "created = lib.imageConfig.created; }"
+    )
+    assert result["systems"] == ["x86_64-linux", "aarch64-linux"]
+    assert result["roles"] == ["backend", "worker-cpu", "worker-gpu"]
+    assert result["deps"] == {"ktrdr": ["ml", "postgres", "dev", "test"]}
+    assert result["overlays"] == [True, True, True]
+    assert len(result["created"]) == len("2026-07-05T12:34:56Z") and result["created"].endswith("Z")
+
+
+def test_flake_lock_narhashes_match_the_snapshots() -> None:
+    inputs = nix_inputs()
+    lock = json.loads((REPO / "flake.lock").read_text())
+    for name in ("pyproject-nix", "uv2nix", "pyproject-build-systems", "nix2container"):
+        proc = subprocess.run(
+            ["nix", *NIX_FLAGS, "hash", "path", str(inputs / name)], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == lock["nodes"][name]["locked"]["narHash"], name
+
+
+def test_nix_resolution_agrees_with_the_lock_budget_resolver(system: str) -> None:
+    from .test_size_budget import closure
+
+    arch = ARCHES[system]
+    for name, image in evaluated(system)["images"].items():
+        if system in image["platforms"]:
+            assert set(image["packages"]) == set(closure(name, arch).packages), (name, system)

@@ -1,0 +1,141 @@
+"""Tier 1 (always, with nix-instantiate): the Nix files parse; flake.lock pins every input of
+flake.nix with matching `follows`; the CPU-wheel table covers the locked torch; the role table only
+names systems the flake supports."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from .conftest import REPO, nix_eval, nix_instantiate
+
+pytestmark = pytest.mark.nix
+
+SUPPORTED_SYSTEMS = {"x86_64-linux", "aarch64-linux"}
+LOCKED_KEYS = {"lastModified", "narHash", "owner", "repo", "rev", "type"}
+FLAKE_INPUTS_FACTS = REPO.parent / "shared" / "reference" / "flake-inputs.json"
+
+NIX_FILES = sorted(
+    [REPO / "flake.nix", *(REPO / "nix").rglob("*.nix"), *(REPO / "tests" / "nix").rglob("*.nix")]
+)
+
+
+def load_lock() -> dict:
+    return json.loads((REPO / "flake.lock").read_text())
+
+
+def pyproject() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def locked_torch_version() -> str:
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    (torch,) = [p for p in lock["package"] if p["name"] == "torch"]
+    return torch["version"]
+
+
+@pytest.mark.parametrize("path", NIX_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_nix_file_parses(path: Path) -> None:
+    proc = subprocess.run([nix_instantiate(), "--parse", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_flake_has_the_expected_nix_files() -> None:
+    names = {p.name for p in NIX_FILES}
+    assert {"flake.nix", "python.nix", "torch.nix", "images.nix", "shells.nix", "checks.nix"} <= names
+
+
+def flake_inputs() -> dict:
+    return nix_eval("(import ./flake.nix).inputs")
+
+
+def test_flake_lock_is_version_7_with_a_root() -> None:
+    lock = load_lock()
+    assert lock["version"] == 7
+    assert lock["root"] == "root"
+    assert set(lock["nodes"]["root"]["inputs"]) == set(flake_inputs())
+
+
+def test_every_input_is_locked_from_the_url_flake_nix_names() -> None:
+    lock = load_lock()
+    for name, spec in flake_inputs().items():
+        node = lock["nodes"][lock["nodes"]["root"]["inputs"][name]]
+        locked, original = node["locked"], node["original"]
+        assert set(locked) == LOCKED_KEYS, name
+        assert re.fullmatch(r"[0-9a-f]{40}", locked["rev"]), name
+        assert re.fullmatch(r"sha256-[A-Za-z0-9+/]{43}=", locked["narHash"]), name
+        assert isinstance(locked["lastModified"], int), name
+        # github:owner/repo[/ref]
+        kind, _, rest = spec["url"].partition(":")
+        owner, repo, *ref = rest.split("/")
+        assert kind == original["type"] == locked["type"] == "github", name
+        assert (owner.lower(), repo) == (original["owner"].lower(), original["repo"]), name
+        assert (locked["owner"].lower(), locked["repo"]) == (owner.lower(), repo), name
+        assert original.get("ref") == (ref[0] if ref else None), name
+
+
+def test_follows_in_the_lock_match_flake_nix() -> None:
+    lock = load_lock()
+    for name, spec in flake_inputs().items():
+        if name == "nixpkgs":
+            continue
+        node = lock["nodes"][lock["nodes"]["root"]["inputs"][name]]
+        expected = {sub: sub_spec["follows"].split("/") for sub, sub_spec in spec.get("inputs", {}).items()}
+        assert expected, f"{name} must follow nixpkgs"
+        assert node.get("inputs", {}) == expected, name
+        assert expected.get("nixpkgs") == ["nixpkgs"], name
+
+
+def test_flake_lock_pins_the_known_good_input_set() -> None:
+    if not FLAKE_INPUTS_FACTS.is_file():
+        pytest.skip(f"{FLAKE_INPUTS_FACTS} is not on this machine")
+    facts = json.loads(FLAKE_INPUTS_FACTS.read_text())["nodes"]
+    lock = load_lock()
+    for name, fact in facts.items():
+        locked = lock["nodes"][name]["locked"]
+        assert {k: locked[k] for k in LOCKED_KEYS} == {k: fact[k] for k in LOCKED_KEYS}, name
+
+
+def test_cpu_wheel_table_covers_the_locked_torch_for_cp313_on_both_arches() -> None:
+    table = json.loads((REPO / "nix" / "torch-cpu-wheels.json").read_text())
+    version = locked_torch_version()
+    assert version in table["wheels"], f"nix/torch-cpu-wheels.json lacks torch {version}"
+    for arch in ("x86_64", "aarch64"):
+        assert f"cp313-{arch}" in table["wheels"][version], f"no cp313-{arch} CPU wheel for {version}"
+
+
+def test_cpu_wheel_table_entries_are_well_formed() -> None:
+    table = json.loads((REPO / "nix" / "torch-cpu-wheels.json").read_text())
+    for version, entries in table["wheels"].items():
+        for key, entry in entries.items():
+            cp, arch = key.split("-")
+            assert entry["url"].startswith(table["index"]), key
+            assert unquote(entry["url"].rsplit("/", 1)[1]) == entry["file"], key
+            assert entry["file"].startswith(f"torch-{version}+cpu-{cp}-{cp}-manylinux"), key
+            assert entry["file"].endswith(f"_{arch}.whl"), key
+            assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]), key
+            sri = "sha256-" + base64.b64encode(bytes.fromhex(entry["sha256"])).decode()
+            assert entry["hash"] == sri, key
+
+
+def test_role_table_is_sane_for_nix() -> None:
+    images = pyproject()["tool"]["ktrdr"]["images"]
+    assert set(images) == {"backend", "worker-cpu", "worker-gpu"}
+    ports = [role["port"] for role in images.values()]
+    assert len(set(ports)) == len(ports)
+    for name, role in images.items():
+        assert role["platforms"], name
+        assert set(role["platforms"]) <= SUPPORTED_SYSTEMS, name
+        assert role["torch"] in {"none", "cpu", "cuda"}, name
+        assert role["health"].startswith("/"), name
+        assert role["serve"] and role["description"], name
+        assert (role["torch"] != "none") == ("ml" in role["extras"]), name
+    assert images["backend"]["torch"] == "none" and images["backend"]["extras"] == []
+    assert images["worker-gpu"]["platforms"] == ["x86_64-linux"]
