@@ -28,10 +28,11 @@ HEADLINE_METRICS = (
     "calmar_ratio",
     "volatility",
     "total_trades",
-    "trade_count",
     "win_rate",
     "profit_factor",
 )
+# Result sections whose values are listed without a prefix; other ``*_metrics`` sections get one.
+UNPREFIXED_SECTIONS = ("metrics", "trade_statistics")
 
 
 def _date_option(name: str, help_text: str) -> Any:
@@ -182,8 +183,8 @@ def result_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
     """A result's scalar values as rows: the headline metrics first, then the rest."""
     flat: dict[str, Any] = {}
     for key, value in result.items():
-        if isinstance(value, dict) and key.endswith("metrics"):
-            prefix = "" if key == "metrics" else f"{key.removesuffix('_metrics').removesuffix('metrics')}."
+        if isinstance(value, dict) and (key in UNPREFIXED_SECTIONS or key.endswith("_metrics")):
+            prefix = "" if key in UNPREFIXED_SECTIONS else f"{key.removesuffix('_metrics')}."
             for inner, inner_value in value.items():
                 if _scalar(inner_value):
                     flat.setdefault(prefix + inner, inner_value)

@@ -87,22 +87,25 @@ def sample(data_dir: Path | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--symbol", required=True, help="Symbol of the dataset, e.g. EURUSD.")
 @click.option("--timeframe", required=True, help="Timeframe of the dataset, e.g. 1h.")
-def import_data(file: Path, symbol: str, timeframe: str) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace the dataset if it exists.")
+def import_data(file: Path, symbol: str, timeframe: str, overwrite: bool) -> None:
     """Upload a CSV FILE (date, open, high, low, close, volume) to the backend, which validates it."""
     from ktrdr.cli.output import print_json
 
     options = cli_context()
-    with options.client() as client, file.open("rb") as handle:
+    with options.client() as client:
         answer = client.post(
-            "/data/import",
-            params={"symbol": symbol, "timeframe": timeframe},
-            files={"file": (file.name, handle, "text/csv")},
+            f"/data/{symbol}/{timeframe}",
+            params={"overwrite": "true"} if overwrite else {},
+            content=file.read_bytes(),
+            headers={"content-type": "text/csv"},
         )
     if options.as_json:
         print_json(answer)
-    else:
-        rows = answer.get("rows") if isinstance(answer, dict) else None
-        click.echo(f"imported {symbol} {timeframe}" + (f": {rows} rows" if rows is not None else ""))
+        return
+    dataset = answer.get("dataset", {}) if isinstance(answer, dict) else {}
+    rows = dataset.get("rows")
+    click.echo(f"imported {symbol} {timeframe}" + (f": {rows} rows" if rows is not None else ""))
 
 
 @click.group()
@@ -123,12 +126,15 @@ def list_models() -> None:
         return
     rows = [
         (
-            m.get("strategy") or m.get("strategy_name"),
-            m.get("timeframe"),
-            m.get("version"),
-            m.get("path") or m.get("model_path"),
+            m["strategy"],
+            m["timeframe"],
+            m["version"],
+            m.get("symbol"),
+            "yes" if m.get("is_latest") else "",
+            m.get("test_accuracy"),
             m.get("created_at"),
         )
         for m in items
     ]
-    print_table("models", ["strategy", "timeframe", "version", "path", "created"], rows)
+    columns = ["strategy", "timeframe", "version", "symbol", "latest", "test acc.", "created"]
+    print_table("models", columns, rows)
