@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.lock_sizes import ARCHES, MB, closure, is_cuda_only, roles
+from bench.lock_sizes import ARCHES, MB, closure, is_cuda_only, resolve, roles
 
 # Compressed wheel bytes of each image's Python packages (the interpreter comes on top).
 BACKEND_BUDGET = 20 * MB
@@ -37,9 +37,11 @@ def test_worker_cpu_download_is_far_below_worker_gpu() -> None:
     assert cpu.total * 5 < gpu.total, f"cpu {cpu.total / MB:.0f} MB vs gpu {gpu.total / MB:.0f} MB"
 
 
-def test_common_packages_are_shared_by_every_image() -> None:
+def test_core_packages_are_shared_by_every_image() -> None:
+    """ktrdr's core dependencies (no extras) are in every image: nix/images.nix's shared layer."""
     for arch in ARCHES:
-        backend = set(closure("backend", arch).packages)
+        core = set(resolve({"extras": [], "torch": "none"}, arch).packages)
+        assert "asyncpg" not in core
         for name, role in roles().items():
             if f"{arch}-linux" in role["platforms"]:
-                assert backend <= set(closure(name, arch).packages), (name, arch)
+                assert core <= set(closure(name, arch).packages), (name, arch)
