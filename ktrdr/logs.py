@@ -3,23 +3,27 @@
 structlog renders each event as one JSON line (``log_format="json"``, the default for servers) or
 as coloured console text. Records from the standard library (uvicorn, alembic, httpx) go through
 the same renderer, so a process writes one uniform stream to stderr.
+
+structlog is imported on first use, not with this module: it pulls in rich, which would double
+the backend's import time (see bench/). ``get_logger`` therefore returns a lazy proxy.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import structlog
-
-from ktrdr.settings import Settings
+if TYPE_CHECKING:
+    from ktrdr.settings import Settings
 
 # Libraries that log every request or connection at INFO; they only speak up at WARNING.
 _CHATTY_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "aiosqlite", "asyncio")
 
 
 def _shared_processors() -> list[Any]:
+    import structlog
+
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
@@ -34,6 +38,8 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
 
     Safe to call more than once (the last call wins); ``stream`` defaults to stderr.
     """
+    import structlog
+
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
     renderer: Any
     if settings.log_format == "console":
@@ -79,6 +85,23 @@ def _passthrough(_logger: Any, _name: str, event_dict: Any) -> Any:
     return event_dict
 
 
+class _LazyLogger:
+    """Stands in for ``structlog.stdlib.get_logger(name)`` until a method is first used."""
+
+    __slots__ = ("_logger", "_name")
+
+    def __init__(self, name: str | None) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.stdlib.get_logger(self._name)
+        return getattr(self._logger, attr)
+
+
 def get_logger(name: str | None = None) -> Any:
-    """A structlog logger bound to ``name`` (the module's ``__name__`` by convention)."""
-    return structlog.stdlib.get_logger(name)
+    """A structlog logger for ``name`` (the module's ``__name__`` by convention), created lazily."""
+    return _LazyLogger(name)

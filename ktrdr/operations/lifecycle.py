@@ -21,16 +21,16 @@ import asyncio
 import time
 
 import httpx
-import structlog
 
 from ktrdr.errors import ConflictError, OperationNotFoundError, WorkerError
+from ktrdr.logs import get_logger
 from ktrdr.operations.models import Operation, utcnow
 from ktrdr.operations.store import OperationStore
 from ktrdr.workers.protocol import OperationReport, OperationStatus, WorkerRegistration, WorkerStatus
 from ktrdr.workers.registry import WorkerRegistry
 from ktrdr.workers.worker_client import WorkerClient
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 PROGRESS_TTL_S = 1.0
 PROGRESS_PULL_WAIT_S = 1.0

@@ -13,17 +13,17 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import structlog
 from pydantic import BaseModel
 
 from ktrdr.errors import NoWorkerAvailableError, WorkerError
+from ktrdr.logs import get_logger
 from ktrdr.operations.models import Operation
 from ktrdr.operations.store import OperationStore
 from ktrdr.workers.protocol import OPERATION_FOR_WORKER, OperationStatus, OperationType, WorkerInfo
 from ktrdr.workers.registry import WorkerRegistry
 from ktrdr.workers.worker_client import WorkerClient
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Dispatcher:

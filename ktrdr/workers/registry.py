@@ -17,15 +17,15 @@ import datetime as dt
 from collections.abc import Callable
 
 import httpx
-import structlog
 
 from ktrdr.errors import WorkerError, WorkerNotFoundError
+from ktrdr.logs import get_logger
 from ktrdr.operations.models import utcnow
 from ktrdr.operations.store import OperationStore
 from ktrdr.workers.protocol import WorkerInfo, WorkerRegistration, WorkerStatus, WorkerType
 from ktrdr.workers.worker_client import WorkerClient
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
 

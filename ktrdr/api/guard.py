@@ -1,0 +1,167 @@
+"""A pure-ASGI guard in front of every request: bearer token, content type, body size.
+
+Checked in that order, before any route runs and before more of the body than the limit is read:
+
+- **auth**: when a token is configured, every mutating request (POST, PUT, PATCH, DELETE) needs
+  ``Authorization: Bearer <token>`` (constant-time compare); reads stay open.
+- **content type**: a request with a body must send the type its route takes (JSON by default;
+  the raw-body routes name theirs), else 415.
+- **size**: a body larger than its route's limit is refused with 413, on its Content-Length when
+  it has one and otherwise as soon as the streamed bytes pass the limit. The body is buffered
+  (it is never larger than the limit) and replayed to the app, which therefore never sees a
+  partial upload.
+"""
+
+from __future__ import annotations
+
+import email.message
+import hmac
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ktrdr.api.error_handlers import ktrdr_error_response
+from ktrdr.errors import AuthenticationError, KtrdrError, PayloadTooLargeError, UnsupportedMediaTypeError
+
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+JSON_TYPES = frozenset({"application/json"})
+
+
+@dataclass(frozen=True)
+class BodyRule:
+    """Which content types a route takes and how large its body may be."""
+
+    method: str
+    path: re.Pattern[str]
+    content_types: frozenset[str]
+    max_bytes: int
+
+
+def _media_type(header: str | None) -> str | None:
+    if not header:
+        return None
+    message = email.message.Message()
+    message["content-type"] = header
+    return message.get_content_type().lower()
+
+
+def _accepts(media_type: str, allowed: Iterable[str]) -> bool:
+    allowed = set(allowed)
+    if media_type in allowed:
+        return True
+    return (
+        bool(allowed & JSON_TYPES) and media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+class RequestGuard:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        max_body_bytes: int,
+        raw_rules: Iterable[BodyRule] = (),
+    ) -> None:
+        self.app = app
+        self._token = token.encode() if token else None
+        self._max_body_bytes = max_body_bytes
+        self._rules = tuple(raw_rules)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"].upper()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            if method in MUTATING_METHODS:
+                self._check_token(headers.get("authorization"))
+            if method not in MUTATING_METHODS:
+                await self.app(scope, receive, send)
+                return
+            rule = self._rule_for(method, scope.get("path", ""))
+            body = await self._read_body(headers, rule, receive)
+        except KtrdrError as exc:
+            await ktrdr_error_response(exc)(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _check_token(self, authorization: str | None) -> None:
+        if self._token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise AuthenticationError("this request needs an 'Authorization: Bearer <token>' header")
+        if not hmac.compare_digest(given.strip().encode(), self._token):
+            raise AuthenticationError("the bearer token is not valid")
+
+    def _rule_for(self, method: str, path: str) -> BodyRule:
+        for rule in self._rules:
+            if rule.method == method and rule.path.fullmatch(path):
+                return rule
+        return BodyRule(method, re.compile(".*"), JSON_TYPES, self._max_body_bytes)
+
+    async def _read_body(self, headers: dict[str, str], rule: BodyRule, receive: Receive) -> bytes:
+        length_header = headers.get("content-length")
+        declared: int | None = None
+        if length_header is not None:
+            try:
+                declared = int(length_header)
+            except ValueError:
+                declared = None
+        has_body = (declared or 0) > 0 or "chunked" in headers.get("transfer-encoding", "").lower()
+        if has_body:
+            media_type = _media_type(headers.get("content-type"))
+            if media_type is None or not _accepts(media_type, rule.content_types):
+                raise UnsupportedMediaTypeError(
+                    f"content type {media_type or '(none)'!r} is not accepted here; "
+                    f"send one of {', '.join(sorted(rule.content_types))}",
+                    details={"content_type": media_type, "accepted": sorted(rule.content_types)},
+                )
+        if declared is not None and declared > rule.max_bytes:
+            raise _too_large(rule.max_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > rule.max_bytes:
+                raise _too_large(rule.max_bytes)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body and not has_body:
+            # A body without Content-Length or chunked framing (rare in HTTP/1.1): still type-checked.
+            media_type = _media_type(headers.get("content-type"))
+            if media_type is None or not _accepts(media_type, rule.content_types):
+                raise UnsupportedMediaTypeError(
+                    f"content type {media_type or '(none)'!r} is not accepted here",
+                    details={"content_type": media_type, "accepted": sorted(rule.content_types)},
+                )
+        return body
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"request body exceeds the limit of {limit} bytes", details={"max_bytes": limit}
+    )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,173 @@
+"""The backend app: ``create_app(settings)`` builds it, ``app`` is the one uvicorn serves.
+
+Start-up (the lifespan) refuses production without a token, applies the database migrations,
+takes over the workers a previous process registered, and starts the monitor that polls worker
+health and reconciles operations every ``worker_health_check_interval``. Shutdown stops the
+monitor and closes the HTTP client and the database.
+
+Importing this module loads no torch, numpy or pandas (tests/api/test_imports.py checks it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from ktrdr import __version__
+from ktrdr.api.error_handlers import install_error_handlers
+from ktrdr.api.guard import BodyRule, RequestGuard
+from ktrdr.api.metrics import LazyMetrics, MetricsMiddleware
+from ktrdr.api.routes import ROUTERS
+from ktrdr.api.routes.strategies import YAML_TYPES
+from ktrdr.api.state import Backend, get_backend
+from ktrdr.errors import ConfigurationError
+from ktrdr.logs import get_logger
+from ktrdr.operations.migrations import upgrade_database
+from ktrdr.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import httpx
+
+log = get_logger(__name__)
+
+
+def check_startup_settings(settings: Settings) -> None:
+    """Production needs a bearer token: without one anybody could start work or register workers."""
+    if settings.env == "production" and not (settings.api_token and settings.api_token.get_secret_value()):
+        raise ConfigurationError(
+            "KTRDR_ENV=production requires KTRDR_API_TOKEN: set a bearer token for mutating requests"
+        )
+
+
+def _raw_body_rules(settings: Settings) -> list[BodyRule]:
+    prefix = re.escape(settings.api_prefix.rstrip("/"))
+    return [
+        BodyRule(
+            "POST",
+            re.compile(f"{prefix}/strategies/validate"),
+            frozenset(YAML_TYPES),
+            settings.max_body_bytes,
+        ),
+        BodyRule(
+            "POST",
+            re.compile(f"{prefix}/data/[^/]+/[^/]+"),
+            frozenset({"text/csv"}),
+            settings.max_upload_bytes,
+        ),
+    ]
+
+
+async def _start(
+    app: FastAPI, settings: Settings, worker_transport: httpx.AsyncBaseTransport | None
+) -> Backend:
+    # Imported here, not at module level: SQLAlchemy and httpx are most of the app's import time.
+    from ktrdr.operations.lifecycle import OperationLifecycle
+    from ktrdr.operations.store import OperationStore
+    from ktrdr.workers.dispatch import Dispatcher
+    from ktrdr.workers.registry import WorkerRegistry
+    from ktrdr.workers.worker_client import WorkerClient
+
+    check_startup_settings(settings)
+    db_url = settings.resolved_db_url
+    await asyncio.to_thread(upgrade_database, db_url)
+    store = OperationStore.from_url(db_url)
+    client = WorkerClient(timeout=settings.worker_health_check_timeout, transport=worker_transport)
+    registry = WorkerRegistry(
+        store,
+        client,
+        failures_threshold=settings.worker_health_check_failures,
+        removal_threshold=settings.worker_removal_threshold,
+    )
+    await registry.load()
+    lifecycle = OperationLifecycle(
+        store,
+        registry,
+        client,
+        health_interval=settings.worker_health_check_interval,
+        failures_threshold=settings.worker_health_check_failures,
+    )
+    return Backend(
+        settings=settings,
+        store=store,
+        client=client,
+        registry=registry,
+        lifecycle=lifecycle,
+        dispatcher=Dispatcher(store, registry, client),
+        metrics=app.state.metrics.metrics,
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, worker_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """Build the backend app; ``worker_transport`` replaces the network for calls to workers (tests)."""
+    resolved = settings or get_settings()
+    prefix = resolved.api_prefix.rstrip("/")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backend = await _start(app, resolved, worker_transport)
+        app.state.backend = backend
+        monitor = asyncio.create_task(backend.lifecycle.run(), name="ktrdr-monitor")
+        log.info("backend.started", version=__version__, db=_redacted(resolved.resolved_db_url))
+        try:
+            yield
+        finally:
+            app.state.backend = None
+            monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monitor
+            await backend.client.aclose()
+            await backend.store.close()
+            log.info("backend.stopped")
+
+    app = FastAPI(
+        title="ktrdr backend",
+        version=__version__,
+        description="Control plane of ktrdr: operations, workers, strategies, data and models.",
+        openapi_url=f"{prefix}/openapi.json",
+        docs_url=f"{prefix}/docs",
+        redoc_url=f"{prefix}/redoc",
+        lifespan=lifespan,
+    )
+    app.state.settings = resolved
+    app.state.backend = None
+    metrics = LazyMetrics()
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router, prefix=prefix)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        backend = get_backend(request)
+        backend.metrics.set_operations(await backend.store.count_by_status())
+        backend.metrics.set_workers(backend.registry.summary())
+        return Response(generate_latest(backend.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    token = resolved.api_token.get_secret_value() if resolved.api_token else None
+    app.add_middleware(
+        RequestGuard,
+        token=token or None,
+        max_body_bytes=resolved.max_body_bytes,
+        raw_rules=_raw_body_rules(resolved),
+    )
+    app.add_middleware(MetricsMiddleware, holder=metrics, api_prefix=prefix)
+    return app
+
+
+def _redacted(db_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(db_url).render_as_string(hide_password=True)
+
+
+app = create_app()

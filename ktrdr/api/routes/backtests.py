@@ -1,0 +1,58 @@
+"""POST /backtests/start: validate, create the operation, dispatch it to a backtesting worker."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ktrdr.api.schemas import BacktestStartRequest, StartResponse
+from ktrdr.api.state import BackendDep
+from ktrdr.workers.protocol import BacktestStart, OperationType
+
+router = APIRouter(prefix="/backtests", tags=["backtests"])
+
+
+@router.post("/start", response_model=StartResponse, responses={503: {"description": "no worker available"}})
+async def start_backtest(request: BacktestStartRequest, backend: BackendDep) -> StartResponse:
+    """Symbol and timeframe default to the strategy's training data; the model must already exist."""
+    from ktrdr.api.run_requests import check_model_available, resolve_run_target
+
+    target = resolve_run_target(backend.settings, request.strategy_name, request.symbol, request.timeframe)
+    check_model_available(backend.settings, target, request.model_path)
+    params = {
+        "strategy_name": request.strategy_name,
+        "symbol": target.symbol,
+        "timeframe": target.timeframe,
+        "start_date": request.start_date.isoformat() if request.start_date else None,
+        "end_date": request.end_date.isoformat() if request.end_date else None,
+        "initial_capital": request.initial_capital,
+        "commission": request.commission,
+        "slippage": request.slippage,
+        "model_path": request.model_path,
+    }
+
+    def payload(operation_id: str) -> BacktestStart:
+        return BacktestStart(
+            operation_id=operation_id,
+            strategy_yaml=target.strategy_yaml,
+            symbol=target.symbol,
+            timeframe=target.timeframe,
+            start_date=request.start_date,
+            end_date=request.end_date,
+            initial_capital=request.initial_capital,
+            commission=request.commission,
+            slippage=request.slippage,
+            model_path=request.model_path,
+        )
+
+    operation, worker = await backend.dispatcher.submit(OperationType.BACKTESTING, params, payload)
+    return StartResponse(
+        operation_id=operation.operation_id,
+        task_id=operation.operation_id,
+        operation_type=operation.operation_type,
+        status=operation.status.value,
+        message=f"backtest of {request.strategy_name} started on {worker.worker_id}",
+        strategy_name=request.strategy_name,
+        symbol=target.symbol,
+        timeframe=target.timeframe,
+        worker_id=worker.worker_id,
+    )

@@ -1,0 +1,48 @@
+"""Checks shared by the training and backtest start routes, done before anything is written.
+
+A start request names a strategy (looked up in the user's strategies directory, then the bundled
+ones) and optionally a symbol and timeframe (defaulting to the strategy's ``training_data``). The
+dataset must exist in the data directory, which the backend shares with its workers (one
+directory for ``ktrdr up``, a shared volume in a deployment); the strategy travels to the worker
+as YAML text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ktrdr.data.catalog import dataset_info
+from ktrdr.data.names import validate_symbol, validate_timeframe
+from ktrdr.settings import Settings
+from ktrdr.strategy.loader import get_strategy
+from ktrdr.strategy.schema import StrategyConfig
+from ktrdr.training.model_storage import model_path_within, resolve_model_path
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    strategy: StrategyConfig
+    strategy_yaml: str
+    symbol: str
+    timeframe: str
+
+
+def resolve_run_target(
+    settings: Settings, strategy_name: str, symbol: str | None, timeframe: str | None
+) -> RunTarget:
+    """The strategy, its YAML and the dataset a run will use; 4xx errors name what is wrong."""
+    strategy, path = get_strategy(strategy_name, settings.resolved_strategies_dir)
+    symbol = validate_symbol(symbol or strategy.training_data.symbol)
+    timeframe = validate_timeframe(timeframe or strategy.training_data.timeframe)
+    dataset_info(settings.data_dir, symbol, timeframe)
+    return RunTarget(strategy, Path(path).read_text(encoding="utf-8"), symbol, timeframe)
+
+
+def check_model_available(settings: Settings, target: RunTarget, model_path: str | None) -> None:
+    """The model a backtest will load exists (the given path inside the models directory, or the
+    strategy's latest model for the timeframe)."""
+    if model_path is not None:
+        model_path_within(settings.resolved_models_dir, model_path)
+    else:
+        resolve_model_path(settings.resolved_models_dir, target.strategy.name, target.timeframe)
