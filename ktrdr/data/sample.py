@@ -49,28 +49,33 @@ def generate_ohlcv(
     sigma = min(0.02, 0.001 * (bar_seconds / 3600) ** 0.5)
 
     eps = rng.standard_normal(n_bars).tolist()
-    trending = np.zeros(n_bars, dtype=bool)
-    drift = np.zeros(n_bars)
-    i = 0
-    is_trend = bool(rng.integers(2))
+    # Regimes: (start bar, trending?, drift size, draw that picks the trend's direction).
+    starts = []
+    i, is_trend = 0, bool(rng.integers(2))
     while i < n_bars:
-        length = int(rng.integers(60, 240))
-        if is_trend:
-            trending[i : i + length] = True
-            drift[i : i + length] = rng.choice([-1.0, 1.0]) * sigma * rng.uniform(0.15, 0.35)
-        i += length
+        starts.append((i, is_trend, sigma * rng.uniform(0.3, 0.5), rng.uniform()))
+        i += int(rng.integers(60, 240))
         is_trend = not is_trend
+    regime_at = dict(enumerate(starts))
+    regime_by_bar = {start: k for k, (start, *_) in regime_at.items()}
 
     log_close = np.empty(n_bars)
-    x = level = float(np.log(base_price))
-    r = 0.0
-    trend_list, drift_list = trending.tolist(), drift.tolist()
+    trending = np.zeros(n_bars, dtype=bool)
+    anchor = x = level = float(np.log(base_price))
+    r = drift = 0.0
+    is_trend = False
     for t in range(n_bars):
-        if trend_list[t]:
-            r = 0.3 * r + drift_list[t] + sigma * eps[t]
+        if t in regime_by_bar:
+            _, is_trend, size, draw = regime_at[regime_by_bar[t]]
+            # Trends lean back towards the starting price (65%) so long series stay in a sane range.
+            toward = -1.0 if x > anchor else 1.0
+            drift = size * (toward if draw < 0.65 else -toward)
+        if is_trend:
+            r = 0.3 * r + drift + sigma * eps[t]
             level = x + r
         else:
             r = -0.08 * (x - level) - 0.15 * r + sigma * eps[t]
+        trending[t] = is_trend
         x += r
         log_close[t] = x
 
