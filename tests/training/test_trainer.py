@@ -1,0 +1,110 @@
+"""The training loop on the bundled sample data: it learns, reproducibly, reports, and cancels cleanly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+np = pytest.importorskip("numpy")
+pytest.importorskip("pandas")
+
+from ktrdr.data.sample import install_sample_data  # noqa: E402
+from ktrdr.features import feature_names  # noqa: E402
+from ktrdr.jobs import CancelToken, OperationCancelled, Progress  # noqa: E402
+from ktrdr.strategy.loader import get_strategy  # noqa: E402
+from ktrdr.strategy.schema import StrategyConfig  # noqa: E402
+from ktrdr.training.model_storage import list_models, read_model_metadata  # noqa: E402
+from ktrdr.training.trainer import TrainingResult, class_weights, train_strategy  # noqa: E402
+
+
+def _strategy(epochs: int = 12) -> StrategyConfig:
+    strategy, _ = get_strategy("rsi_macd_trend")
+    training = strategy.training.model_copy(update={"epochs": epochs})
+    return strategy.model_copy(update={"training": training})
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data")
+    install_sample_data(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(
+    data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[TrainingResult, list[Progress]]:
+    seen: list[Progress] = []
+    models = tmp_path_factory.mktemp("models")
+    result = train_strategy(
+        _strategy(), data_dir=data_dir, models_dir=models, progress=seen.append, device="cpu"
+    )
+    return result, seen
+
+
+def test_beats_the_class_prior_baseline_on_the_test_split(trained) -> None:
+    result, _ = trained
+    test = result.metrics["test"]
+    assert test["samples"] > 1000
+    assert test["accuracy"] > test["baseline_accuracy"] + 0.05
+    assert test["balanced_accuracy"] > 0.4  # better than chance over three classes
+    assert sum(test["class_counts"].values()) == test["samples"]
+
+
+def test_result_is_json_safe_and_points_at_the_stored_model(trained) -> None:
+    result, _ = trained
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert data["device"] == "cpu" and data["symbol"] == "EURUSD" and data["timeframe"] == "1h"
+    assert data["version"] == 1 and data["epochs_run"] >= 1
+    assert {"train_metrics", "validation_metrics", "test_metrics", "duration_seconds"} <= data.keys()
+    path = Path(data["model_path"])
+    assert (path / "model.pt").is_file()
+    meta = read_model_metadata(path.parent.parent, "rsi_macd_trend", "1h")
+    assert meta["feature_names"] == feature_names(_strategy())
+    assert meta["metrics"]["test"] == result.metrics["test"]
+    assert set(meta["normalization"]) == {"columns", "mean", "std"}
+    assert meta["training"]["samples"] == data["samples"]
+
+
+def test_progress_once_per_epoch_with_losses(trained) -> None:
+    result, seen = trained
+    epochs = [p for p in seen if p.current_step.startswith("epoch ")]
+    assert [p.current_step for p in epochs] == [f"epoch {i}/12" for i in range(1, result.epochs_run + 1)]
+    assert all({"train_loss", "val_loss"} <= p.context.keys() for p in epochs)
+    percentages = [p.percentage for p in seen]
+    assert percentages == sorted(percentages) and percentages[-1] == 100.0
+
+
+def test_same_seed_same_metrics(trained, data_dir: Path, tmp_path: Path) -> None:
+    first, _ = trained
+    again = train_strategy(_strategy(), data_dir=data_dir, models_dir=tmp_path, device="cpu")
+    assert again.metrics == first.metrics
+    assert again.epochs_run == first.epochs_run
+
+
+def test_cancellation_writes_nothing(data_dir: Path, tmp_path: Path) -> None:
+    token = CancelToken()
+
+    def cancel_after_first_epoch(progress: Progress) -> None:
+        if progress.current_step.startswith("epoch "):
+            token.cancel("user asked")
+
+    with pytest.raises(OperationCancelled, match="user asked"):
+        train_strategy(
+            _strategy(),
+            data_dir=data_dir,
+            models_dir=tmp_path,
+            progress=cancel_after_first_epoch,
+            cancel=token,
+        )
+    assert list_models(tmp_path) == []
+    assert not any(tmp_path.rglob("*.pt"))
+
+
+def test_class_weights_balance_the_classes() -> None:
+    weights = class_weights(np.array([0, 0, 0, 1, 2, 2])).tolist()
+    assert weights == pytest.approx([6 / 9, 6 / 3, 6 / 6])
+    assert class_weights(np.array([1, 1, 2])).tolist() == pytest.approx([0.0, 0.75, 1.5])
