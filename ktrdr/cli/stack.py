@@ -149,8 +149,9 @@ class LocalStack:
             tail = self.log_tail(role)
             raise StackError(f"{role} exited with code {code}" + (f":\n{tail}" if tail else ""))
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Wait until the backend is healthy and one worker of each kind is registered and available."""
+    def wait_ready(self, timeout: float = 120.0, *, idle: bool = True) -> None:
+        """Wait until the backend is healthy and one worker of each kind is registered (and idle)."""
+        accepted = {"available"} if idle else {"available", "busy"}
         deadline = time.monotonic() + timeout
         wanted = {WORKER_TYPES[r] for r in self.processes if r in WORKER_TYPES}
         with httpx.Client(base_url=self.api_url, timeout=2.0) as client:
@@ -159,7 +160,7 @@ class LocalStack:
                 with contextlib.suppress(httpx.HTTPError, ValueError):
                     if client.get("/health").status_code == 200:
                         workers = client.get("/workers").json()
-                        ready = {w["worker_type"] for w in workers if w["status"] == "available"}
+                        ready = {w["worker_type"] for w in workers if w["status"] in accepted}
                         if wanted <= ready:
                             return
                 if time.monotonic() > deadline:

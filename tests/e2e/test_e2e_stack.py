@@ -1,0 +1,116 @@
+"""End to end with real processes: train then backtest, progress, cancel, backend restart, worker death."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+from conftest import HEALTH_INTERVAL_S, logs_of, wait_for_operation
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def _start(api, kind: str, body: dict) -> str:
+    answer = api.post(f"/{kind}/start", json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["operation_id"]
+
+
+def _training_is_running(api, strategy: str = "e2e_endless") -> tuple[str, dict]:
+    """Start the endless training and wait until it reports epochs (progress past data preparation)."""
+    operation_id = _start(api, "trainings", {"strategy_name": strategy})
+    running = wait_for_operation(
+        api,
+        operation_id,
+        lambda op: op["status"] == "running" and op["progress"]["steps_completed"] >= 1,
+        60,
+        "training reports its first epoch",
+    )
+    return operation_id, running
+
+
+def test_train_then_backtest_through_the_api(stack, api):
+    operation_id = _start(api, "trainings", {"strategy_name": "e2e_quick"})
+    trained = wait_for_operation(api, operation_id, lambda op: op["status"] in TERMINAL, 120, "training ends")
+    assert trained["status"] == "completed", (trained, logs_of(stack))
+    assert trained["progress"]["percentage"] == 100.0
+    assert trained["result"]["strategy"] == "e2e_quick"
+    assert trained["result"]["epochs_run"] == 2
+    assert 0.0 <= trained["result"]["test_metrics"]["accuracy"] <= 1.0
+
+    models = api.get("/models").json()["models"]
+    assert any(m["strategy"] == "e2e_quick" and m["is_latest"] for m in models)
+
+    backtest_id = _start(api, "backtests", {"strategy_name": "e2e_quick"})
+    tested = wait_for_operation(api, backtest_id, lambda op: op["status"] in TERMINAL, 60, "backtest ends")
+    assert tested["status"] == "completed", (tested, logs_of(stack))
+    result = tested["result"]
+    assert result["symbol"] == "EURUSD" and result["timeframe"] == "1h"
+    assert result["bars"] > 1000
+    assert {"sharpe_ratio", "max_drawdown", "total_return"} <= set(result["metrics"])
+    assert tested["worker_id"].startswith("backtesting-")
+
+    listed = {op["operation_id"] for op in api.get("/operations", params={"limit": 50}).json()["data"]}
+    assert {operation_id, backtest_id} <= listed
+
+
+def test_cancel_reaches_the_worker_and_both_sides_agree(stack, api):
+    operation_id, running = _training_is_running(api)
+    assert running["progress"]["current_step"].startswith("epoch ")
+
+    answer = api.delete(f"/operations/{operation_id}", params={"reason": "e2e says stop"})
+    assert answer.status_code == 200, answer.text
+    cancelled = wait_for_operation(api, operation_id, lambda op: op["status"] in TERMINAL, 30, "cancel lands")
+    assert cancelled["status"] == "cancelled"
+
+    worker_url = f"http://127.0.0.1:{stack.ports.training_worker}"
+    on_worker = httpx.get(f"{worker_url}/api/v1/operations/{operation_id}", timeout=5).json()
+    assert on_worker["status"] == "cancelled"
+    health = httpx.get(f"{worker_url}/health", timeout=5).json()
+    assert health["worker_status"] == "idle"
+
+
+def test_backend_restart_mid_operation_loses_nothing(stack, api):
+    operation_id, running = _training_is_running(api)
+    epochs_before = running["progress"]["steps_completed"]
+
+    assert stack.stop_role("backend") is not None
+    stack.start_role("backend")
+    stack.wait_ready(timeout=60, idle=False)
+
+    # Reconciled with its worker: still running and still progressing (never lost, never failed).
+    resumed = wait_for_operation(
+        api,
+        operation_id,
+        lambda op: op["progress"]["steps_completed"] > epochs_before or op["status"] in TERMINAL,
+        60,
+        "progress continues after the restart",
+    )
+    assert resumed["status"] == "running", (resumed, logs_of(stack))
+
+    api.delete(f"/operations/{operation_id}", params={"reason": "end of test"})
+    wait_for_operation(api, operation_id, lambda op: op["status"] == "cancelled", 30, "cleanup cancel")
+
+
+def test_killed_worker_fails_its_operation_with_a_reason(stack, api):
+    operation_id, running = _training_is_running(api)
+    worker_id = running["worker_id"]
+
+    process = stack.processes["training-worker"]
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)
+    killed_at = time.monotonic()
+
+    # Three failed health checks mark the worker lost; the bound adds slack for a loaded machine.
+    bound = 3 * HEALTH_INTERVAL_S + 20
+    failed = wait_for_operation(api, operation_id, lambda op: op["status"] in TERMINAL, bound, "loss noticed")
+    assert failed["status"] == "failed"
+    assert failed["error_message"], "a failed operation must say why"
+    assert worker_id in failed["error_message"] or "worker" in failed["error_message"].lower()
+    print(f"operation failed {time.monotonic() - killed_at:.1f} s after the worker was killed")
+    # Keep this test last in the module: it leaves the stack without a training worker.
