@@ -6,6 +6,7 @@ Each of those directories' conftest.py imports the fixtures from here so pytest 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,9 @@ class Harness:
         return int(response.json()["total_count"])
 
 
+StartBackend = Callable[..., contextlib.AbstractAsyncContextManager[Harness]]
+
+
 @pytest.fixture
 def pool() -> FakeWorkerPool:
     return FakeWorkerPool()
@@ -95,7 +99,7 @@ def start_backend(tmp_path: Path, pool: FakeWorkerPool) -> Callable[..., Any]:
 
 
 @pytest.fixture
-async def backend(start_backend: Callable[..., Any]) -> AsyncIterator[Harness]:
+async def backend(start_backend: StartBackend) -> AsyncIterator[Harness]:
     async with start_backend() as harness:
         yield harness
 
