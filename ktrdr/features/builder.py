@@ -24,7 +24,8 @@ def build_features(strategy: StrategyConfig, ohlcv: pd.DataFrame) -> pd.DataFram
     )
     groups = {i.fuzzy_set: strategy.fuzzy_sets[i.fuzzy_set] for i in strategy.nn_inputs}
     memberships = fuzzify(indicators, groups)
-    return memberships[feature_names(strategy)]
+    names = feature_names(strategy)
+    return memberships if list(memberships.columns) == names else memberships[names]
 
 
 def warmup_bars(features: pd.DataFrame) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from ktrdr.errors import ValidationError
@@ -21,7 +22,10 @@ def fuzzify(indicators: pd.DataFrame, fuzzy_sets: Mapping[str, FuzzySetGroup]) -
 
     Each group reads the indicator column its ``indicator`` names (``rsi_14`` or ``macd_12_26_9.signal``).
     """
-    columns: dict[str, object] = {}
+    names = [membership_column(g, m) for g, group in fuzzy_sets.items() for m in group.sets]
+    # One preallocated block (column-major, as pandas stores it): no per-column copies on 1M bars.
+    out = np.empty((len(names), len(indicators)), dtype="float64")
+    k = 0
     for group_id, group in fuzzy_sets.items():
         if group.indicator not in indicators.columns:
             raise ValidationError(
@@ -29,6 +33,7 @@ def fuzzify(indicators: pd.DataFrame, fuzzy_sets: Mapping[str, FuzzySetGroup]) -
                 details={"fuzzy_set": group_id, "available": list(indicators.columns)},
             )
         x = indicators[group.indicator].to_numpy(dtype="float64", na_value=float("nan"))
-        for member, function in group.sets.items():
-            columns[membership_column(group_id, member)] = membership(function.type, x, function.parameters)
-    return pd.DataFrame(columns, index=indicators.index, dtype="float64")
+        for function in group.sets.values():
+            out[k] = membership(function.type, x, function.parameters)
+            k += 1
+    return pd.DataFrame(out.T, index=indicators.index, columns=names, copy=False)
