@@ -55,7 +55,20 @@ let
       torch.overlays.${variant}
     ];
 
-  editableOverlay = workspace.mkEditablePyprojectOverlay { root = "$REPO_ROOT"; };
+  # Dev shells: ktrdr installed editable from the checkout. hatchling's editable build imports
+  # `editables` (hatchling/builders/wheel.py, build_editable_detection; it is what hatchling's
+  # get_requires_for_build_editable adds), which pyproject.nix does not ask for: add it, as uv2nix's
+  # own editable checks do. Built from the filtered source, so editing tests does not rebuild it.
+  editableFixups = final: prev: {
+    ktrdr = prev.ktrdr.overrideAttrs (old: {
+      src = appSource;
+      nativeBuildInputs = old.nativeBuildInputs ++ final.resolveBuildSystem { editables = [ ]; };
+    });
+  };
+
+  editableOverlay = lib.composeExtensions (workspace.mkEditablePyprojectOverlay {
+    root = "$REPO_ROOT";
+  }) editableFixups;
 in
 {
   inherit
@@ -63,6 +76,7 @@ in
     projectOverlay
     fixups
     overlayFor
+    editableFixups
     editableOverlay
     appSource
     ;

@@ -103,23 +103,23 @@ let
       manylinux2010 = [ ];
       manylinux2014 = [ ];
     };
-    resolveBuildSystem = _: [ ];
   };
-  callPackage =
-    f: args:
-    let
-      fn = if builtins.isFunction f then f else import f;
-    in
-    lib.makeOverridable fn (builtins.intersectAttrs (builtins.functionArgs fn) scope // args);
-  base = scope // {
-    inherit callPackage;
+  # A fixed point like pyproject.nix's makeScope: packages are called with, and build systems
+  # resolved from, the final set (so overlays that add build inputs are evaluated for real).
+  baseOf = final: scope // {
+    # Native builds: pyproject.nix aliases both to the set itself.
+    pythonPkgsBuildHost = final;
+    pythonPkgsHostHost = final;
+    callPackage =
+      f: args:
+      let
+        fn = if builtins.isFunction f then f else import f;
+      in
+      lib.makeOverridable fn (builtins.intersectAttrs (builtins.functionArgs fn) final // args);
+    resolveBuildSystem =
+      spec: map (name: final.${name}) (pyproject-nix.build.lib.resolvers.resolveNonCyclic [ ] final spec);
   };
-  setFor =
-    overlay:
-    let
-      final = base // overlay final base;
-    in
-    final;
+  setFor = overlay: lib.fix (lib.extends overlay baseOf);
 
   sets = lib.genAttrs [ "none" "cpu" "cuda" ] (variant: setFor (python.overlayFor variant));
   editableSet = setFor (lib.composeExtensions (python.overlayFor "none") python.editableOverlay);
@@ -171,6 +171,8 @@ in
   };
   editable = {
     editableRoot = editableSet.ktrdr.EDITABLE_ROOT or null;
+    buildInputs = map (drv: drv.pname or drv.name) editableSet.ktrdr.nativeBuildInputs;
+    src = toString editableSet.ktrdr.src == toString python.appSource;
     packages = closure editableSet python.workspace.deps.all;
   };
   imageConfigs = lib.mapAttrs (
@@ -182,6 +184,16 @@ in
       driverLibDirs = torch.driverLibDirs platform.parsed.cpu.name;
     }
   ) project.roles.roles;
+  # The shared layers' package names, as nix/images.nix splits each image.
+  layers =
+    let
+      plan = project.layerPlan sets;
+    in
+    {
+      inherit (plan) common ml;
+      torch = lib.mapAttrs (_: plan.torchFor) project.roles.roles;
+      own = lib.mapAttrs (_: plan.ownFor) project.roles.roles;
+    };
   perms = project.imageConfig.permsFor "/nix/store/00000000000000000000000000000000-ktrdr-root";
   inherit (project.imageConfig) rootDirs passwdLines groupLines created;
 }

@@ -105,11 +105,26 @@ def test_worker_gpu_has_cuda_torch_with_its_fixups() -> None:
             assert "$ORIGIN" in fixup["appendRunpaths"], name
 
 
-def test_the_images_share_their_common_packages(system: str) -> None:
-    images = evaluated(system)["images"]
-    backend = set(images["backend"]["packages"])
+def test_the_layer_plan_splits_each_image_without_gaps_or_strays(system: str) -> None:
+    result = evaluated(system)
+    layers, images = result["layers"], result["images"]
+    common, ml = set(layers["common"]), set(layers["ml"])
+    assert not common & ml
+    assert {"fastapi", "pydantic-core"} <= common and "ktrdr" not in common
+    assert {"numpy", "pandas"} <= ml and not [p for p in ml if p == "torch" or is_cuda_only(p)]
     for name, image in images.items():
-        assert backend <= set(image["packages"]), name
+        packages = set(image["packages"])
+        torch, own = set(layers["torch"][name]), set(layers["own"][name])
+        # The shared layers only hold what every image of that kind has...
+        assert common <= packages, name
+        if image["torch"] != "none":
+            assert ml <= packages, name
+        # ...and together with the image's own layer they hold all of it.
+        shared = common | (ml if image["torch"] != "none" else set())
+        assert shared | torch | own == packages, name
+        assert "ktrdr" in own, name
+    assert "asyncpg" not in common  # the postgres extra: only the images that ask for it
+    assert layers["torch"]["worker-cpu"] == ["torch"]
 
 
 def test_missing_cpu_wheel_fails_evaluation_with_a_clear_message() -> None:
@@ -170,6 +185,9 @@ def test_editable_dev_set_resolves_everything_with_the_build_system() -> None:
     packages = set(result["editable"]["packages"])
     assert {"hatchling", "ruff", "mypy", "pytest", "torch", "asyncpg"} <= packages
     assert result["buildSystemHasHatchling"] is True
+    # hatchling's editable build imports `editables`; the editable ktrdr builds from the filtered source.
+    assert {"hatchling", "editables"} <= set(result["editable"]["buildInputs"])
+    assert result["editable"]["src"] is True
     assert result["appSource"]["isStorePath"] is True
 
 
