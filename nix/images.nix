@@ -1,10 +1,11 @@
 # The OCI images (nix2container), one per role of this system. Layers are chained so the three images
 # share them and an app-only change touches only the top layer:
 #   base     Python runtime closure, tini, CA certificates, fake NSS, the root skeleton with its perms
-#   common   the backend's third-party packages (every image has them)
+#   common   ktrdr's core third-party dependencies (every image has them)
 #   ml       numpy, pandas and torch's pure-Python dependencies (same store paths in both workers)
 #   torch    the variant's torch (+ the CUDA libraries for worker-gpu)
-#   image    the venv and ktrdr itself (the image's own layer)
+#   image    the venv, ktrdr itself and the role's own extras (the backend's asyncpg)
+# Which package goes where is nix/layer-plan.nix.
 # No shell, no coreutils, no package manager; ownership and modes come from `perms`, not chown.
 {
   lib,
@@ -17,7 +18,6 @@
 }:
 let
   cfg = project.imageConfig;
-  inherit (project.torch) isCudaOnly;
   python = pythonSets.none.python;
 
   rootfs = pkgs.runCommand "ktrdr-root" { } ''
@@ -34,11 +34,7 @@ let
     defs:
     lib.foldl' (acc: def: acc ++ [ (nix2container.buildLayer (def // { layers = acc; })) ]) [ ] defs;
 
-  namesOf = set: spec: project.pyproject-nix.build.lib.resolvers.resolveCyclic set spec;
-  commonNames = lib.filter (n: n != "ktrdr") (namesOf pythonSets.none { ktrdr = [ ]; });
-  mlNames = lib.filter (n: !(lib.elem n commonNames) && n != "ktrdr" && n != "torch" && !isCudaOnly n) (
-    namesOf pythonSets.cpu { ktrdr = [ "ml" ]; }
-  );
+  plan = project.layerPlan pythonSets;
   pkgsOf = set: map (n: set.${n});
 
   baseDefs = [
@@ -55,28 +51,22 @@ let
       perms = cfg.permsFor rootfs;
     }
     {
-      deps = pkgsOf pythonSets.none commonNames;
+      deps = pkgsOf pythonSets.none plan.common;
       maxLayers = 8;
     }
   ];
   mlDefs = [
     {
-      deps = pkgsOf pythonSets.none mlNames;
+      deps = pkgsOf pythonSets.none plan.ml;
       maxLayers = 6;
     }
   ];
 
-  torchLayerDef =
-    role:
-    let
-      set = pythonSets.${role.torch};
-      names = lib.filter (n: n == "torch" || isCudaOnly n) (namesOf set (project.roles.specOf role));
-    in
-    {
-      deps = pkgsOf set names;
-      # One layer per big wheel (torch, cudnn, cublas, nccl...): a torch bump re-pushes only torch.
-      maxLayers = 24;
-    };
+  torchLayerDef = role: {
+    deps = pkgsOf pythonSets.${role.torch} (plan.torchFor role);
+    # One layer per big wheel (torch, cudnn, cublas, nccl...): a torch bump re-pushes only torch.
+    maxLayers = 24;
+  };
 
   layersFor =
     role: chain (baseDefs ++ lib.optionals (role.torch != "none") (mlDefs ++ [ (torchLayerDef role) ]));

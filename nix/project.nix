@@ -1,6 +1,6 @@
 # Everything about the project that needs only nixpkgs' lib: the role table, the torch overlays, the
-# Python overlays and the OCI image configs. Exposed as the flake's `lib` output, and evaluated by
-# tests/nix/ without nixpkgs.
+# Python overlays, the image layer plan and the OCI image configs. Exposed as the flake's `lib`
+# output, and evaluated by tests/nix/ without nixpkgs.
 {
   lib,
   pyproject-nix,
@@ -25,6 +25,12 @@ let
   imageConfig = import ./image-config.nix {
     inherit lib roles pyproject sourceInfo;
   };
+  layerPlan = import ./layer-plan.nix {
+    inherit lib;
+    inherit (pyproject-nix.build.lib.resolvers) resolveCyclic;
+    inherit (torch) isCudaOnly;
+    inherit (roles) specOf;
+  };
 in
 {
   inherit
@@ -34,6 +40,7 @@ in
     torch
     python
     imageConfig
+    layerPlan
     ;
   inherit (roles) systems;
 }
