@@ -108,15 +108,17 @@ assert lib.assertMsg (problems == [ ]) "closure assertions failed:\n${lib.concat
     + "touch $out\n"
   );
 
-  # The backend's tests against the installed package (not the checkout), where numpy, pandas and
-  # torch do not exist: modules that need them skip through pytest.importorskip.
+  # The backend's tests (nix/backend-tests.nix: the lean CI step's paths) with the backend's
+  # dependencies, where numpy, pandas and torch do not exist. They run in a copy of the whole source:
+  # tests read files of the tree (bundled strategies, pyproject.toml) and import from it
+  # (pytest's pythonpath = ["."]), so only the third-party packages come from the environment.
   backend-tests =
     pkgs.runCommand "ktrdr-backend-tests"
       {
         nativeBuildInputs = [ backendTestEnv ];
       }
       ''
-        cp -r ${src}/tests ${src}/pyproject.toml .
+        cp -r ${src}/. .
         chmod -R u+w .
         export HOME=$TMPDIR
         python - <<'PY'
@@ -124,7 +126,8 @@ assert lib.assertMsg (problems == [ ]) "closure assertions failed:\n${lib.concat
         present = [m for m in ("numpy", "pandas", "torch") if importlib.util.find_spec(m)]
         sys.exit(f"backend env has {present}" if present else 0)
         PY
-        python -m pytest -q -p no:cacheprovider -m "not postgres and not nix" tests
+        python -m pytest -q -p no:cacheprovider -m "not postgres and not nix" \
+          ${lib.escapeShellArgs (import ./backend-tests.nix)}
         touch $out
       '';
 }

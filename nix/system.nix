@@ -24,8 +24,11 @@ let
     name: role: (setOf role).mkVirtualEnv "ktrdr-${name}-env" (project.roles.specOf role)
   ) roles;
 
-  # The backend's code and its lean test tools (the `test` group), without numpy/pandas/torch.
-  backendTestEnv = pythonSets.none.mkVirtualEnv "ktrdr-backend-test-env" { ktrdr = [ "test" ]; };
+  # The backend's environment (its role's extras) plus the lean test tools (the `test` group), without
+  # numpy/pandas/torch: what .ci/run's lean step installs.
+  backendTestEnv = pythonSets.none.mkVirtualEnv "ktrdr-backend-test-env" {
+    ktrdr = project.roles.roles.backend.extras ++ [ "test" ];
+  };
 
   images = import ./images.nix {
     inherit

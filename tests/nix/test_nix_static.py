@@ -139,3 +139,15 @@ def test_role_table_is_sane_for_nix() -> None:
         assert (role["torch"] != "none") == ("ml" in role["extras"]), name
     assert images["backend"]["torch"] == "none" and not {"ml"} & set(images["backend"]["extras"])
     assert images["worker-gpu"]["platforms"] == ["x86_64-linux"]
+
+
+def test_backend_tests_check_runs_the_lean_ci_paths() -> None:
+    script = (REPO / ".ci" / "run").read_text()
+    lines = [line for line in script.splitlines() if "-m pytest" in line and ".venv-lean" in line]
+    if not lines:
+        pytest.skip(".ci/run has no lean-environment pytest step")
+    (line,) = lines
+    ci_paths = [word for word in line.split() if word.startswith("tests")]
+    nix_paths = nix_eval("import ./nix/backend-tests.nix")
+    assert nix_paths == ci_paths
+    assert all((REPO / path).exists() for path in nix_paths)
