@@ -26,7 +26,6 @@ ROLES = ("backend", "training-worker", "backtest-worker")
 WORKER_TYPES = {"training-worker": "training", "backtest-worker": "backtesting"}
 # Variables that would point a child at something other than this stack.
 _FOREIGN_ENV = (
-    "KTRDR_WORKER_ID",
     "KTRDR_WORKER_PORT",
     "KTRDR_WORKER_PUBLIC_BASE_URL",
     "KTRDR_HEALTHCHECK_URL",
@@ -106,8 +105,13 @@ class LocalStack:
         )
         if role != "backend":
             env["KTRDR_WORKER_PORT"] = str(self.ports.for_role(role))
+            # A stable id: a restarted worker replaces its old registration instead of adding one.
+            env["KTRDR_WORKER_ID"] = self.worker_id(role)
         env.update(self.extra_env)
         return env
+
+    def worker_id(self, role: str) -> str:
+        return f"{WORKER_TYPES[role]}-local-{self.ports.for_role(role)}"
 
     def start(self) -> None:
         for role in ROLES:
@@ -150,22 +154,35 @@ class LocalStack:
             raise StackError(f"{role} exited with code {code}" + (f":\n{tail}" if tail else ""))
 
     def wait_ready(self, timeout: float = 120.0, *, idle: bool = True) -> None:
-        """Wait until the backend is healthy and one worker of each kind is registered (and idle)."""
+        """Wait until the backend is healthy and each worker answers and is registered (and idle).
+
+        Asking each worker process itself, not only the backend, keeps a restarted worker's stale
+        registration from passing for the new process.
+        """
         accepted = {"available"} if idle else {"available", "busy"}
         deadline = time.monotonic() + timeout
-        wanted = {WORKER_TYPES[r] for r in self.processes if r in WORKER_TYPES}
-        with httpx.Client(base_url=self.api_url, timeout=2.0) as client:
+        workers = [r for r in self.processes if r in WORKER_TYPES]
+        with httpx.Client(timeout=2.0) as client:
             while True:
                 self._check_alive()
-                with contextlib.suppress(httpx.HTTPError, ValueError):
-                    if client.get("/health").status_code == 200:
-                        workers = client.get("/workers").json()
-                        ready = {w["worker_type"] for w in workers if w["status"] in accepted}
-                        if wanted <= ready:
-                            return
+                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                    if self._ready(client, workers, accepted):
+                        return
                 if time.monotonic() > deadline:
                     raise StackError(f"the stack was not ready within {timeout:.0f} s (logs: {self.log_dir})")
                 time.sleep(0.2)
+
+    def _ready(self, client: httpx.Client, workers: list[str], accepted: set[str]) -> bool:
+        if client.get(f"{self.api_url}/health").status_code != 200:
+            return False
+        registered = {w["worker_id"]: w["status"] for w in client.get(f"{self.api_url}/workers").json()}
+        for role in workers:
+            health = client.get(f"http://127.0.0.1:{self.ports.for_role(role)}/health")
+            if health.status_code != 200 or health.json()["worker_id"] != self.worker_id(role):
+                return False
+            if registered.get(self.worker_id(role)) not in accepted:
+                return False
+        return True
 
     def stop_role(self, role: str, budget_s: float = 25.0) -> int | None:
         process = self.processes.get(role)

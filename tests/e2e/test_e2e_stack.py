@@ -97,6 +97,22 @@ def test_backend_restart_mid_operation_loses_nothing(stack, api):
     wait_for_operation(api, operation_id, lambda op: op["status"] == "cancelled", 30, "cleanup cancel")
 
 
+def test_sigterm_stops_the_worker_cleanly_and_reports_the_operation(stack, api):
+    operation_id, _ = _training_is_running(api)
+
+    # uvicorn re-raises the signal once its shutdown is complete, so a clean exit reads -SIGTERM here.
+    code = stack.stop_role("training-worker", budget_s=30)
+    assert code in (0, -signal.SIGTERM), logs_of(stack)
+    assert "worker.stopped" in stack.log_tail("training-worker"), "shutdown hooks ran to the end"
+    # The worker pushed its final status before exiting, so the backend knows at once why.
+    stopped = api.get(f"/operations/{operation_id}").json()["data"]
+    assert stopped["status"] == "failed", (stopped, logs_of(stack))
+    assert "SIGTERM" in stopped["error_message"]
+
+    stack.start_role("training-worker")
+    stack.wait_ready(timeout=60)
+
+
 def test_killed_worker_fails_its_operation_with_a_reason(stack, api):
     operation_id, running = _training_is_running(api)
     worker_id = running["worker_id"]
