@@ -68,7 +68,7 @@ def test_extras_torch_and_platforms_are_consistent(name):
 
 def test_backend_role_is_lean():
     backend = ROLES["backend"]
-    assert backend["extras"] == [] and backend["torch"] == "none"
+    assert "ml" not in backend["extras"] and backend["torch"] == "none"
     probe = (
         f"import sys, importlib; importlib.import_module({backend['app'].split(':')[0]!r}); "
         "print(','.join(m for m in ('torch', 'numpy', 'pandas') if m in sys.modules))"
