@@ -7,13 +7,11 @@ are noticed quickly. One stack serves the whole module; tests that break a serve
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-HEALTH_INTERVAL_S = 0.5
+from e2e_helpers import HEALTH_INTERVAL_S
 
 
 def _strategy(name: str, **training: Any) -> str:
@@ -59,23 +57,3 @@ def api(stack: Any) -> Iterator[Any]:
 
     with httpx.Client(base_url=stack.api_url, timeout=10) as client:
         yield client
-
-
-def wait_for_operation(
-    api: Any, operation_id: str, predicate: Any, timeout: float, what: str
-) -> dict[str, Any]:
-    """Poll the backend until ``predicate(operation)`` holds; fail with the last state if it never does."""
-    deadline = time.monotonic() + timeout
-    operation: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        answer = api.get(f"/operations/{operation_id}")
-        if answer.status_code == 200:
-            operation = answer.json()["data"]
-            if predicate(operation):
-                return operation
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not reached within {timeout} s; last state {operation}")
-
-
-def logs_of(stack: Any) -> str:
-    return "\n".join(f"--- {role} ---\n{stack.log_tail(role, 40)}" for role in stack.processes)

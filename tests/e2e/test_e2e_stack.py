@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from conftest import HEALTH_INTERVAL_S, logs_of, wait_for_operation
+from e2e_helpers import HEALTH_INTERVAL_S, logs_of, wait_for_operation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
