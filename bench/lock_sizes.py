@@ -1,7 +1,7 @@
 """Lock-derived image sizes (no Nix needed): per image role and architecture, which packages its
 environment holds and how many wheel bytes they are, read from uv.lock (which records wheel sizes) and
 nix/torch-cpu-wheels.json (the CPU torch). Mirrors nix/torch.nix: the CPU variant drops torch's
-CUDA-only dependencies (nvidia-*, cuda-*, triton)."""
+CUDA-only dependencies (nvidia-*, cuda-*, triton), the CUDA variant drops triton."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from packaging.utils import parse_wheel_filename
 REPO = Path(__file__).resolve().parents[1]
 ARCHES = ("x86_64", "aarch64")
 MB = 1_000_000
+# What nix/torch.nix's CUDA overlay drops from torch's dependencies (cudaDroppedDependencies).
+CUDA_DROPPED = frozenset({"triton"})
 
 
 def is_cuda_only(name: str) -> bool:
@@ -110,6 +112,8 @@ def resolve(role: dict[str, Any], arch: str) -> Closure:
         if name == "torch" and role["torch"] == "cpu":
             deps = [dep for dep in deps if not is_cuda_only(dep["name"])]
             seen[name] = cpu_torch_size(package["version"], arch)
+        if name == "torch" and role["torch"] == "cuda":
+            deps = [dep for dep in deps if dep["name"] not in CUDA_DROPPED]
         for dep in deps:
             if applies(dep):
                 todo.append((pick(dep), dep.get("extra", [])))

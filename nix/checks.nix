@@ -39,7 +39,8 @@ let
       role.torch == "cpu" && !(lib.hasSuffix "+cpu" pythonSets.cpu.torch.version)
     ) "${name}: torch is not the CPU wheel";
 
-  # ...and on the built environments' files (what actually landed in site-packages).
+  # ...and on the built environments' files (what actually landed in site-packages): no forbidden
+  # package, nothing the prune table (prune.json) removes, and the workers import torch, numpy, pandas.
   envFileChecks =
     name: role:
     let
@@ -50,19 +51,21 @@ let
           [
             "nvidia"
             "triton"
-            "torch/include"
-            "torch/share/cmake"
           ]
         else
-          [ ];
+          project.torch.cudaDroppedDependencies;
+      prunedPatterns = lib.unique (lib.concatMap project.prune.patternsFor (closureOf role));
     in
     lib.concatMapStrings (p: ''
-      if [ -e ${envs.${name}}/${sitePackages}/${p} ]; then
-        echo "${name}-env must not contain ${p}" >&2; exit 1
-      fi
-    '') forbidden
+      for f in ${envs.${name}}/${sitePackages}/${p}; do
+        if [ -e "$f" ]; then echo "${name}-env must not contain $f" >&2; exit 1; fi
+      done
+    '') (forbidden ++ prunedPatterns)
     + ''
       ${envs.${name}}/bin/python -c 'import ktrdr'
+    ''
+    + lib.optionalString (role.torch != "none") ''
+      ${envs.${name}}/bin/python -c 'import numpy, pandas, torch; torch.nn.Linear(4, 2)(torch.zeros(1, 4)).sum().backward()'
     '';
 
   problems = lib.concatLists (lib.mapAttrsToList closureProblems roles);

@@ -13,6 +13,7 @@ let
   pyproject = lib.importTOML (workspaceRoot + "/pyproject.toml");
   roles = import ./roles.nix { inherit lib pyproject; };
   torch = import ./torch.nix { inherit lib; };
+  prune = import ./prune.nix { inherit lib; };
   python = import ./python.nix {
     inherit
       lib
@@ -20,6 +21,7 @@ let
       buildSystemsOverlay
       workspaceRoot
       torch
+      prune
       ;
   };
   imageConfig = import ./image-config.nix {
@@ -38,6 +40,7 @@ in
     pyproject
     roles
     torch
+    prune
     python
     imageConfig
     layerPlan

@@ -1,6 +1,6 @@
 # The Python package set from uv.lock (uv2nix + pyproject.nix): one workspace, wheels preferred,
 # the build-system overlay before the project overlay (the lock's versions win), the project's
-# fixups, and a torch variant on top. Everything here needs only nixpkgs' lib; `mkPythonSets`
+# fixups, a torch variant, and the prune table (prune.nix) last. Everything here needs only nixpkgs' lib; `mkPythonSets`
 # takes pkgs to instantiate the sets on python313.
 #
 # Bytecode: pyproject.nix's configure hook sets UV_COMPILE_BYTECODE=1 unless tool.uv.compile-bytecode
@@ -11,6 +11,7 @@
   buildSystemsOverlay,
   workspaceRoot,
   torch,
+  prune,
 }:
 let
   workspace = uv2nix.lib.workspace.loadWorkspace { inherit workspaceRoot; };
@@ -53,6 +54,7 @@ let
       projectOverlay
       fixups
       torch.overlays.${variant}
+      prune.overlay
     ];
 
   # Dev shells: ktrdr installed editable from the checkout. hatchling's editable build imports

@@ -1,9 +1,10 @@
 # torch variants of the package set, as pyproject.nix overlays that need only nixpkgs' lib:
 #   cpuOverlay   swaps torch's source for the CPU-only wheel of the locked version (table in
-#                torch-cpu-wheels.json), drops every CUDA-only dependency, and prunes what inference
-#                never loads (tests, test binaries, C++ headers, cmake files);
-#   cudaOverlay  makes the PyPI CUDA wheel and its nvidia-* wheels patch cleanly under autoPatchelf
-#                and find the driver libraries that container runtimes inject.
+#                torch-cpu-wheels.json) and drops every CUDA-only dependency;
+#   cudaOverlay  drops triton (see below), and makes the PyPI CUDA wheel and its nvidia-* wheels
+#                patch cleanly under autoPatchelf and find the driver libraries that container
+#                runtimes inject.
+# What both variants prune from the installed files (headers, cmake files, tests) is in prune.json.
 # Packages are taken from the scope (`final.pkgs`), as pyproject.nix's own overlays do.
 {
   lib,
@@ -38,17 +39,13 @@ let
       a torch version the table covers. The table has: ${known}.
     '');
 
-  # Directories and files of the torch wheel that importing torch for inference never touches.
-  prunedPaths = [
-    "torch/include"
-    "torch/share/cmake"
-    "torch/test"
-  ];
+  # torch's dependencies that the CUDA variant drops. triton is only the code generator of
+  # torch.compile / inductor; ktrdr never compiles a model. `import torch` does not import it, and
+  # eager training and inference only probe for it (torch.utils._triton.has_triton_package catches
+  # the ImportError, as on every CPU build). What is lost: torch.compile on GPU.
+  cudaDroppedDependencies = [ "triton" ];
 
-  pruneTorch = sitePackages: ''
-    rm -rf ${lib.concatMapStringsSep " " (p: "$out/${sitePackages}/${p}") prunedPaths}
-    rm -f $out/${sitePackages}/torch/bin/test_*
-  '';
+  withoutCudaDropped = lib.filterAttrs (name: _: !(lib.elem name cudaDroppedDependencies));
 
   # Where nvidia-container-toolkit, the GPU operator and distro images put libcuda.so.1 & co.
   # nixpkgs' glibc has no host ld.so cache, so these must be on the runpath or LD_LIBRARY_PATH.
@@ -79,12 +76,10 @@ let
             name = wheel.file;
             inherit (wheel) url hash;
           };
-          postInstall = (old.postInstall or "") + pruneTorch final.python.sitePackages;
           passthru = old.passthru // {
             dependencies = withoutCudaOnly old.passthru.dependencies;
             optional-dependencies = lib.mapAttrs (_: withoutCudaOnly) (old.passthru.optional-dependencies or { });
             cpuWheel = wheel;
-            inherit prunedPaths;
           };
         }
       );
@@ -111,13 +106,6 @@ let
         });
     in
     lib.genAttrs cudaLibs looseLib
-    // lib.optionalAttrs (prev ? triton) {
-      triton = prev.triton.overrideAttrs (old: {
-        autoPatchelfIgnoreMissingDeps = [ "libcuda.so.1" ];
-        appendRunpaths = (old.appendRunpaths or [ ]) ++ driverDirs;
-        buildInputs = (old.buildInputs or [ ]) ++ [ final.pkgs.zlib ];
-      });
-    }
     // lib.optionalAttrs (prev ? torch) {
       torch = prev.torch.overrideAttrs (old: {
         # libcuda.so.1 comes with the driver at run time; every other library torch links is in its
@@ -128,6 +116,8 @@ let
           (old.preFixup or "")
           + lib.concatMapStrings (name: "addAutoPatchelfSearchPath ${final.${name}}/${sitePackages}/nvidia\n") nvidia;
         passthru = old.passthru // {
+          dependencies = withoutCudaDropped old.passthru.dependencies;
+          optional-dependencies = lib.mapAttrs (_: withoutCudaDropped) (old.passthru.optional-dependencies or { });
           driverLibDirs = driverDirs;
         };
       });
@@ -138,7 +128,7 @@ in
     isCudaOnly
     cpuWheel
     wheelKey
-    prunedPaths
+    cudaDroppedDependencies
     driverLibDirs
     cpuOverlay
     cudaOverlay

@@ -33,8 +33,9 @@ let
   torch = import (workspaceRoot + "/nix/torch.nix") (
     { inherit lib; } // lib.optionalAttrs (wheels != null) { inherit wheels; }
   );
+  prune = import (workspaceRoot + "/nix/prune.nix") { inherit lib; };
   python = import (workspaceRoot + "/nix/python.nix") {
-    inherit lib uv2nix workspaceRoot torch;
+    inherit lib uv2nix workspaceRoot torch prune;
     buildSystemsOverlay = buildSystems.wheel;
   };
 
@@ -146,6 +147,11 @@ let
         preFixup = set.torch.preFixup or "";
         postInstall = set.torch.postInstall or "";
       };
+      # What the prune overlay did to each package: the patterns it records and its postInstall.
+      pruned = lib.genAttrs names (n: {
+        paths = (set.${n}.passthru or { }).prunedPaths or [ ];
+        postInstall = set.${n}.postInstall or "";
+      });
       cudaLibFixups = lib.listToAttrs (
         map (n: {
           name = n;
@@ -160,6 +166,7 @@ let
 in
 {
   inherit images;
+  pruneTable = prune.table;
   systems = project.systems;
   rolesForSystem = lib.attrNames (project.roles.rolesFor system);
   wheelFormats = lib.mapAttrs (_: drv: drv.passthru.format or "local") (

@@ -77,8 +77,8 @@ def test_worker_cpu_has_the_cpu_wheel_and_nothing_cuda(system: str) -> None:
     assert "+" in torch["src"]["name"]
     assert torch["version"] == f"{version}+cpu"
     assert not [d for d in torch["dependencies"] if is_cuda_only(d)]
-    for pruned in ("torch/include", "torch/share/cmake", "torch/test", "torch/bin/test_*"):
-        assert f"site-packages/{pruned}" in torch["postInstall"]
+    pruned = ("torch/include", "torch/share/cmake", "torch/test", "torch/bin/test_*", "torch/bin/protoc*")
+    assert all(f"site-packages/{p}" in torch["postInstall"] for p in pruned)
 
 
 def test_worker_gpu_has_cuda_torch_with_its_fixups() -> None:
@@ -87,7 +87,9 @@ def test_worker_gpu_has_cuda_torch_with_its_fixups() -> None:
     packages = set(image["packages"])
     nvidia = {p for p in packages if p.startswith("nvidia-")}
     assert {"nvidia-cudnn-cu13", "nvidia-nccl-cu13", "nvidia-cublas", "nvidia-cuda-runtime"} <= nvidia
-    assert {"torch", "triton", "cuda-bindings", "cuda-toolkit"} <= packages
+    assert {"torch", "cuda-bindings", "cuda-toolkit"} <= packages
+    # nix/torch.nix drops triton (torch.compile's code generator) from the CUDA torch.
+    assert "triton" not in packages
     torch = image["torchAttrs"]
     assert torch["version"] == locked_torch_version()
     assert torch["src"]["url"].startswith("https://files.pythonhosted.org/")
@@ -96,13 +98,33 @@ def test_worker_gpu_has_cuda_torch_with_its_fixups() -> None:
     assert "/usr/lib64" in torch["appendRunpaths"]
     searched = {line.split("-", 1)[1].split("/")[0] for line in torch["preFixup"].splitlines()}
     assert {p.rsplit("-", 1)[0] for p in searched} >= {"nvidia-cudnn-cu13", "nvidia-cublas"}
-    assert torch["postInstall"] == ""
+    assert "triton" not in torch["dependencies"]
+    for pruned in ("torch/include", "torch/share/cmake", "torch/bin/protoc*"):
+        assert f"site-packages/{pruned}" in torch["postInstall"]
     for name, fixup in image["cudaLibFixups"].items():
-        if name == "triton":
-            assert fixup["ignore"] == ["libcuda.so.1"]
-        else:
-            assert fixup["ignore"] == ["*"], name
-            assert "$ORIGIN" in fixup["appendRunpaths"], name
+        assert fixup["ignore"] == ["*"], name
+        assert "$ORIGIN" in fixup["appendRunpaths"], name
+
+
+def test_the_prune_table_reaches_every_package_it_names(system: str) -> None:
+    """nix/prune.json, read by nix/prune.nix, lands in the postInstall of exactly the packages
+    whose names its keys match, in every image's package set; bench/sizes.py reads it the same way."""
+    from bench.sizes import prune_patterns
+
+    result = evaluated(system)
+    table = json.loads((REPO / "nix" / "prune.json").read_text())["paths"]
+    assert result["pruneTable"]["paths"] == table
+    reached: set[str] = set()
+    for name, image in result["images"].items():
+        for package, pruned in image["pruned"].items():
+            expected = prune_patterns(package)
+            assert pruned["paths"] == expected, (name, package)
+            script = pruned["postInstall"]
+            assert all(f"$out/lib/python3.13/site-packages/{p}" in script for p in expected), package
+            reached |= {package} if expected else set()
+    assert {"torch", "numpy", "pandas"} <= reached
+    if system == "x86_64-linux":
+        assert {"nvidia-cusolver", "nvidia-cuda-nvrtc", "nvidia-cudnn-cu13"} <= reached
 
 
 def test_the_layer_plan_splits_each_image_without_gaps_or_strays(system: str) -> None:

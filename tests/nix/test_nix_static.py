@@ -151,3 +151,49 @@ def test_backend_tests_check_runs_the_lean_ci_paths() -> None:
     nix_paths = nix_eval("import ./nix/backend-tests.nix")
     assert nix_paths == ci_paths
     assert all((REPO / path).exists() for path in nix_paths)
+
+
+# --- the prune table (nix/prune.json, applied by nix/prune.nix, measured by bench/sizes.py) -------
+
+SAFE_PATTERN = re.compile(r"[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+*-]+)+")
+
+
+def prune_paths() -> dict[str, list[str]]:
+    return json.loads((REPO / "nix" / "prune.json").read_text())["paths"]
+
+
+def test_prune_table_names_locked_packages_with_safe_patterns() -> None:
+    from bench.sizes import key_matches
+
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    names = {p["name"] for p in lock["package"]}
+    for key, patterns in prune_paths().items():
+        assert any(key_matches(key, name) for name in names), f"{key} matches no package of uv.lock"
+        for pattern in patterns:
+            # Relative to site-packages, below a named top-level directory, no `..`, nothing the
+            # unquoted shell glob in nix/prune.nix could split or expand beyond `*`.
+            assert SAFE_PATTERN.fullmatch(pattern) and ".." not in pattern.split("/"), pattern
+
+
+def test_prune_table_spares_every_library_torch_links_or_preloads() -> None:
+    """Checked on the installed CUDA torch and nvidia wheels where this environment has them."""
+    import shutil
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    if not (site / "torch" / "lib").is_dir() or shutil.which("readelf") is None:
+        pytest.skip("needs the installed torch wheel and readelf")
+    libs = [*site.glob("torch/lib/*.so*"), *site.glob("nvidia/*/lib/*.so*"), *site.glob("torch/_C*.so")]
+    needed: set[str] = set()
+    for lib in libs:
+        out = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True).stdout
+        needed |= set(re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", out))
+    # torch/__init__.py preloads these by glob from the nvidia wheels (cuda_libs, _preload_cuda_lib).
+    preload = re.findall(r'"(lib[\w-]+\.so\.\*\[0-9\])"', (site / "torch" / "__init__.py").read_text())
+    assert needed and preload
+    pruned = [path for patterns in prune_paths().values() for p in patterns for path in site.glob(p)]
+    for path in pruned:
+        files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+        for file in files:
+            assert file.name not in needed, f"{file} is linked by torch or an nvidia library"
+            assert not any(Path(file.name).match(glob) for glob in preload), f"{file} is preloaded"
