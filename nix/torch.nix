@@ -1,6 +1,7 @@
 # torch variants of the package set, as pyproject.nix overlays that need only nixpkgs' lib:
 #   cpuOverlay   swaps torch's source for the CPU-only wheel of the locked version (table in
 #                torch-cpu-wheels.json) and drops every CUDA-only dependency;
+#   both         strip the symbol tables of torch's libraries;
 #   cudaOverlay  drops triton (see below), and makes the PyPI CUDA wheel and its nvidia-* wheels
 #                patch cleanly under autoPatchelf and find the driver libraries that container
 #                runtimes inject.
@@ -47,6 +48,15 @@ let
 
   withoutCudaDropped = lib.filterAttrs (name: _: !(lib.elem name cudaDroppedDependencies));
 
+  # torch's own libraries keep their full symbol tables (.symtab/.strtab: ~100 MB in the CPU wheel,
+  # ~180 MB in the CUDA wheel); the dynamic linker and dlsym use .dynsym only. nixpkgs' strip hook
+  # (fixup phase, before autoPatchelf) strips debug sections only unless asked: ask it for
+  # --strip-unneeded on torch/lib, what distributions do to shared libraries.
+  stripTorchLibs = sitePackages: {
+    stripAllList = [ "${sitePackages}/torch/lib" ];
+    stripAllFlags = [ "--strip-unneeded" ];
+  };
+
   # Where nvidia-container-toolkit, the GPU operator and distro images put libcuda.so.1 & co.
   # nixpkgs' glibc has no host ld.so cache, so these must be on the runpath or LD_LIBRARY_PATH.
   driverLibDirs = arch: [
@@ -70,6 +80,7 @@ let
         in
         {
           version = "${old.version}+cpu";
+          inherit (stripTorchLibs final.python.sitePackages) stripAllList stripAllFlags;
           # The fetch's name must be the real wheel file name (with `+`, not %2B): the wheel hook
           # installs dist/$(stripHash $src), and uv checks the file name.
           src = final.pkgs.fetchurl {
@@ -112,6 +123,7 @@ let
         # own lib/ or a nvidia wheel (torch -> nvidia only, a DAG).
         autoPatchelfIgnoreMissingDeps = [ "libcuda.so.1" ];
         appendRunpaths = (old.appendRunpaths or [ ]) ++ [ "$ORIGIN" ] ++ driverDirs;
+        inherit (stripTorchLibs sitePackages) stripAllList stripAllFlags;
         preFixup =
           (old.preFixup or "")
           + lib.concatMapStrings (name: "addAutoPatchelfSearchPath ${final.${name}}/${sitePackages}/nvidia\n") nvidia;

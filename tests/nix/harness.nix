@@ -146,6 +146,8 @@ let
         appendRunpaths = set.torch.appendRunpaths or [ ];
         preFixup = set.torch.preFixup or "";
         postInstall = set.torch.postInstall or "";
+        stripAllList = set.torch.stripAllList or [ ];
+        stripAllFlags = set.torch.stripAllFlags or [ ];
       };
       # What the prune overlay did to each package: the patterns it records and its postInstall.
       pruned = lib.genAttrs names (n: {

@@ -79,6 +79,13 @@ def test_worker_cpu_has_the_cpu_wheel_and_nothing_cuda(system: str) -> None:
     assert not [d for d in torch["dependencies"] if is_cuda_only(d)]
     pruned = ("torch/include", "torch/share/cmake", "torch/test", "torch/bin/test_*", "torch/bin/protoc*")
     assert all(f"site-packages/{p}" in torch["postInstall"] for p in pruned)
+    assert_strips_torch_libs(torch)
+
+
+def assert_strips_torch_libs(torch: dict[str, Any]) -> None:
+    """nixpkgs' strip hook is asked for --strip-unneeded on torch/lib (symbol tables, not .dynsym)."""
+    assert torch["stripAllList"] == ["lib/python3.13/site-packages/torch/lib"]
+    assert torch["stripAllFlags"] == ["--strip-unneeded"]
 
 
 def test_worker_gpu_has_cuda_torch_with_its_fixups() -> None:
@@ -99,6 +106,7 @@ def test_worker_gpu_has_cuda_torch_with_its_fixups() -> None:
     searched = {line.split("-", 1)[1].split("/")[0] for line in torch["preFixup"].splitlines()}
     assert {p.rsplit("-", 1)[0] for p in searched} >= {"nvidia-cudnn-cu13", "nvidia-cublas"}
     assert "triton" not in torch["dependencies"]
+    assert_strips_torch_libs(torch)
     for pruned in ("torch/include", "torch/share/cmake", "torch/bin/protoc*"):
         assert f"site-packages/{pruned}" in torch["postInstall"]
     for name, fixup in image["cudaLibFixups"].items():

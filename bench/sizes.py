@@ -1,0 +1,172 @@
+"""Environment sizes per image role: installed bytes, before and after the prune table, and download
+bytes, from uv.lock.
+
+* Installed: each role's Python packages installed with uv from uv.lock into a scratch virtual
+  environment (``uv export`` for the role's extras, then ``uv pip install --no-deps
+  --compile-bytecode``, as the Nix build compiles bytecode into the store), measured on disk; then
+  the prune table nix/prune.json (the one nix/prune.nix applies) is applied to it and it is measured
+  again, and once more after stripping torch's libraries as nix/torch.nix has them stripped. The
+  CUDA role leaves out what nix/torch.nix drops from its torch (triton).
+  worker-cpu's torch cannot be installed here (the CPU wheel's index is unreachable): the torch
+  2.13.0+cpu wheel that lies on this machine is unpacked into the environment instead, as a stand-in
+  for 2.14.0+cpu, and compiled the same way; without it worker-cpu is measured without torch.
+* Download: compressed wheel bytes per role and arch, from uv.lock (bench.lock_sizes).
+
+Not counted: the Python runtime closure (interpreter, stdlib, glibc, openssl...), which every image
+carries on top of these figures. The original system's images, for comparison: 534 MB / 1.35 GB /
+9.19 GB (its own Dockerfiles).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from bench import lock_sizes
+
+REPO = Path(__file__).resolve().parents[1]
+MB = 1_000_000
+ORIGINAL_IMAGES_MB = {"backend": 534, "worker-cpu": 1350, "worker-gpu": 9190}
+CPU_WHEEL_STAND_IN = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
+
+
+@cache
+def prune_table() -> dict[str, list[str]]:
+    """nix/prune.json's ``paths``: lock package name (or ``prefix*``) -> globs under site-packages."""
+    table: dict[str, list[str]] = json.loads((REPO / "nix" / "prune.json").read_text())["paths"]
+    return table
+
+
+def key_matches(key: str, name: str) -> bool:
+    """The table's key rule, as nix/prune.nix has it: ``nvidia-*`` is a prefix, anything else a name."""
+    return name.startswith(key[:-1]) if key.endswith("*") else key == name
+
+
+def prune_patterns(name: str) -> list[str]:
+    """The patterns nix/prune.nix removes from package ``name``."""
+    table = prune_table()
+    return [pattern for key in table if key_matches(key, name) for pattern in table[key]]
+
+
+def tree_bytes(root: Path) -> int:
+    """Bytes of all regular files under ``root`` (hard links counted once)."""
+    if not root.is_dir():
+        return root.lstat().st_size
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            stat = os.lstat(os.path.join(dirpath, name))
+            key = (stat.st_dev, stat.st_ino)
+            if key not in seen:
+                seen.add(key)
+                total += stat.st_size
+    return total
+
+
+def installed_names(site: Path) -> set[str]:
+    """Normalised names of the distributions installed in ``site``."""
+    return {re.sub(r"[-_.]+", "-", dist.name.split("-", 1)[0]).lower() for dist in site.glob("*.dist-info")}
+
+
+def apply_prune_table(site: Path) -> dict[str, int]:
+    """Remove what the prune table names from ``site``; bytes removed per table key."""
+    names = installed_names(site)
+    removed: dict[str, int] = {}
+    for key, patterns in prune_table().items():
+        if not any(key_matches(key, name) for name in names):
+            continue
+        removed[key] = 0
+        for pattern in patterns:
+            for path in site.glob(pattern):
+                removed[key] += tree_bytes(path)
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+    return removed
+
+
+def _requirements(role: dict[str, Any]) -> str:
+    argv = ["uv", "export", "--frozen", "--no-default-groups", "--no-emit-project", "--no-hashes"]
+    argv += [arg for extra in role["extras"] for arg in ("--extra", extra)]
+    text = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=REPO).stdout
+    lines = [line for line in text.splitlines() if line and not line.lstrip().startswith(("#", "-"))]
+
+    def keep(line: str) -> bool:
+        name = line.split("==")[0].strip()
+        if role["torch"] == "cpu":
+            return not (lock_sizes.is_cuda_only(name) or name == "torch")
+        return not (role["torch"] == "cuda" and name in lock_sizes.CUDA_DROPPED)
+
+    return "\n".join(filter(keep, lines)) + "\n"
+
+
+def _quiet(argv: list[str]) -> None:
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure_role(role: dict[str, Any]) -> dict[str, Any]:
+    """Install the role's packages (and ktrdr) into a scratch venv; measure, prune, measure again."""
+    with tempfile.TemporaryDirectory(prefix="ktrdr-size-") as tmp:
+        venv = Path(tmp) / "venv"
+        req = Path(tmp) / "requirements.txt"
+        req.write_text(_requirements(role))
+        _quiet(["uv", "venv", "-q", "--python", sys.executable, str(venv)])
+        python = str(venv / "bin" / "python")
+        install = ["uv", "pip", "install", "-q", "--python", python, "--no-deps", "--compile-bytecode"]
+        _quiet([*install, "-r", str(req)])
+        _quiet([*install, str(REPO)])
+        (site,) = (venv / "lib").glob("python*/site-packages")
+        result: dict[str, Any] = {}
+        if role["torch"] == "cpu":
+            result["torch"] = "absent"
+            if CPU_WHEEL_STAND_IN.exists():
+                with zipfile.ZipFile(CPU_WHEEL_STAND_IN) as zf:
+                    zf.extractall(site)
+                _quiet([python, "-m", "compileall", "-q", str(site / "torch")])
+                result["torch"] = f"stand-in {CPU_WHEEL_STAND_IN.name}"
+        installed = tree_bytes(site)
+        removed = apply_prune_table(site)
+        pruned = tree_bytes(site)
+        result |= {
+            "installed_mb": round(installed / MB, 1),
+            "installed_pruned_mb": round(pruned / MB, 1),
+            "pruned_mb_by_entry": {key: round(n / MB, 1) for key, n in removed.items()},
+        }
+        # nix/torch.nix has nixpkgs' strip hook run --strip-unneeded on torch/lib.
+        torch_libs = sorted(site.glob("torch/lib/*.so*"))
+        if torch_libs and shutil.which("strip"):
+            _quiet(["strip", "--strip-unneeded", *map(str, torch_libs)])
+            result["installed_pruned_stripped_mb"] = round(tree_bytes(site) / MB, 1)
+        return result
+
+
+def run(install: bool = True) -> dict[str, Any]:
+    roles = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["ktrdr"]["images"]
+    downloads = lock_sizes.figures()
+    result: dict[str, Any] = {"roles": {}}
+    for name, role in roles.items():
+        entry: dict[str, Any] = {
+            "download_mb": {arch: mb for arch, (_, mb) in downloads[name].items()},
+            "packages": {arch: count for arch, (count, _) in downloads[name].items()},
+            "original_image_mb": ORIGINAL_IMAGES_MB[name],
+        }
+        if install:
+            entry |= measure_role(role)
+        result["roles"][name] = entry
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
