@@ -37,6 +37,13 @@ def test_worker_cpu_download_is_far_below_worker_gpu() -> None:
     assert cpu.total * 5 < gpu.total, f"cpu {cpu.total / MB:.0f} MB vs gpu {gpu.total / MB:.0f} MB"
 
 
+def test_worker_gpu_carries_cuda_torch_without_triton() -> None:
+    """nix/torch.nix drops triton (torch.compile's code generator) from the CUDA torch."""
+    gpu = closure("worker-gpu", "x86_64")
+    assert {"torch", "nvidia-cudnn-cu13", "cuda-bindings"} <= set(gpu.packages)
+    assert "triton" not in gpu.packages
+
+
 def test_core_packages_are_shared_by_every_image() -> None:
     """ktrdr's core dependencies (no extras) are in every image: nix/images.nix's shared layer."""
     for arch in ARCHES:
