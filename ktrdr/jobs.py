@@ -31,7 +31,7 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-class OperationCancelled(Exception):  # noqa: N818 - reads as an event, like asyncio.CancelledError
+class OperationCancelled(Exception):
     """Raised inside long work when its :class:`CancelToken` was cancelled."""
 
 

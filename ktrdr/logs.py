@@ -74,11 +74,14 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     root.setLevel(level)
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
-    # uvicorn installs its own handlers; let its records reach ours instead of printing twice.
+    # uvicorn installs its own handlers and levels; let its records reach ours instead of printing
+    # twice, at the level KTRDR_LOG_LEVEL asks for (access logs stay at WARNING, as above).
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uv_logger = logging.getLogger(name)
         uv_logger.handlers.clear()
         uv_logger.propagate = True
+        if name != "uvicorn.access":
+            uv_logger.setLevel(logging.NOTSET)
 
 
 def _passthrough(_logger: Any, _name: str, event_dict: Any) -> Any:
