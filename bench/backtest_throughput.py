@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from bench.timing import median_seconds
 
 GOAL_BARS_PER_SECOND = 200_000
 
@@ -50,16 +50,6 @@ def hardware() -> dict[str, Any]:
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
     }
-
-
-def _median(fn: Callable[[], Any], repeat: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def _model(strategy: Any, ohlcv: Any) -> Any:
@@ -117,10 +107,10 @@ def measure(strategy: Any, n: int, repeat: int) -> dict[str, Any]:
         last["result"] = backtest_frame(strategy, ohlcv, model, costs)
 
     seconds = {
-        "total": _median(end_to_end, repeat),
-        "features": _median(features, repeat),
-        "inference": _median(lambda: predict_proba(model.network, matrix), repeat),
-        "simulation": _median(simulation, repeat),
+        "total": median_seconds(end_to_end, repeat),
+        "features": median_seconds(features, repeat),
+        "inference": median_seconds(lambda: predict_proba(model.network, matrix), repeat),
+        "simulation": median_seconds(simulation, repeat),
     }
     return {
         "bars": n,

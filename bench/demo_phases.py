@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ktrdr.cli.client import ApiClient
+from ktrdr.cli.demo import throwaway_stack
 from ktrdr.cli.operations import follow_operation
-from ktrdr.cli.stack import LocalStack, StackPorts, free_ports
-from ktrdr.data.sample import install_sample_data
 
 DEFAULT_STRATEGY = "rsi_macd_trend"
 
@@ -31,15 +30,7 @@ def run(strategy: str = DEFAULT_STRATEGY) -> dict[str, Any]:
     phases: dict[str, float] = {}
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ktrdr-bench-demo-") as tmp:
-        root = Path(tmp)
-        install_sample_data(root / "data")
-        stack = LocalStack(
-            root / "data",
-            StackPorts(*free_ports(3)),
-            log_dir=root / "logs",
-            env={"KTRDR_WORKER_HEALTH_CHECK_INTERVAL": "1.0", "KTRDR_LOG_LEVEL": "WARNING"},
-            isolated=True,
-        )
+        stack = throwaway_stack(Path(tmp), {"KTRDR_LOG_LEVEL": "WARNING"})
         try:
             t = time.perf_counter()
             stack.start()

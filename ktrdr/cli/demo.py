@@ -10,24 +10,18 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from ktrdr.cli.operations import HEADLINE_METRICS
+
+if TYPE_CHECKING:
+    from ktrdr.cli.stack import LocalStack
+
 DEFAULT_STRATEGY = "rsi_macd_trend"
-SHOWN = (
-    "total_return",
-    "annualized_return",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "max_drawdown",
-    "calmar_ratio",
-    "volatility",
-    "total_trades",
-    "win_rate",
-    "profit_factor",
-    "bars",
-)
+# The demo's table: the headline metrics every backtest summary starts with, and the bar count.
+SHOWN = (*HEADLINE_METRICS, "bars")
 
 
 @click.command()
@@ -37,20 +31,10 @@ def demo(strategy: str) -> None:
     from ktrdr.cli.client import ApiClient
     from ktrdr.cli.operations import result_rows
     from ktrdr.cli.output import console, err_console, print_table
-    from ktrdr.cli.stack import LocalStack, StackPorts, free_ports
-    from ktrdr.data.sample import install_sample_data
 
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ktrdr-demo-") as tmp:
-        root = Path(tmp)
-        install_sample_data(root / "data")
-        stack = LocalStack(
-            root / "data",
-            StackPorts(*free_ports(3)),
-            log_dir=root / "logs",
-            env={"KTRDR_WORKER_HEALTH_CHECK_INTERVAL": "1.0", "KTRDR_LOG_FORMAT": "console"},
-            isolated=True,
-        )
+        stack = throwaway_stack(Path(tmp), {"KTRDR_LOG_FORMAT": "console"})
         with stack:
             with err_console.status("starting the backend and two workers on 127.0.0.1..."):
                 stack.start()
@@ -65,6 +49,24 @@ def demo(strategy: str) -> None:
             print_table(f"backtest of {strategy} on the sample data", ["metric", "value"], rows)
             err_console.print("stopping the stack...")
     console.print(f"[green]demo finished[/] in {time.monotonic() - began:.1f} s")
+
+
+def throwaway_stack(root: Path, env: dict[str, str] | None = None) -> LocalStack:
+    """A stack (not yet started) on free loopback ports, with the sample data under ``root``.
+
+    It ignores the user's ``KTRDR_*`` settings; ``env`` adds to its own.
+    """
+    from ktrdr.cli.stack import LocalStack, StackPorts, free_ports
+    from ktrdr.data.sample import install_sample_data
+
+    install_sample_data(root / "data")
+    return LocalStack(
+        root / "data",
+        StackPorts(*free_ports(3)),
+        log_dir=root / "logs",
+        env={"KTRDR_WORKER_HEALTH_CHECK_INTERVAL": "1.0", **(env or {})},
+        isolated=True,
+    )
 
 
 def _run(client: Any, path: str, body: dict[str, Any], label: str, stack: Any) -> dict[str, Any]:
