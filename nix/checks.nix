@@ -68,6 +68,29 @@ let
       ${envs.${name}}/bin/python -c 'import numpy, pandas, torch; torch.nn.Linear(4, 2)(torch.zeros(1, 4)).sum().backward()'
     '';
 
+  # The runtime interpreter (nix/python.nix): what the strip arguments remove is gone, and the
+  # standard modules a server needs still import.
+  runtimePython = pythonSets.none.python;
+  interpreterChecks =
+    lib.concatMapStrings
+      (p: ''
+        for f in ${runtimePython}/${p}; do
+          if [ -e "$f" ]; then echo "the runtime python must not contain $f" >&2; exit 1; fi
+        done
+      '')
+      [
+        "lib/python3.13/test"
+        "lib/python3.13/idlelib"
+        "lib/python3.13/turtledemo"
+        "lib/python3.13/tkinter"
+        "lib/python3.13/config-3.13-*"
+        "bin/idle*"
+        "bin/python*-config"
+      ]
+    + ''
+      ${envs.backend}/bin/python -c 'import ssl, sqlite3, ctypes, lzma, bz2, zlib, decimal, zoneinfo, asyncio, venv'
+    '';
+
   problems = lib.concatLists (lib.mapAttrsToList closureProblems roles);
 
   # Expected image configuration, checked against the image JSON nix2container wrote.
@@ -97,7 +120,7 @@ in
 assert lib.assertMsg (problems == [ ]) "closure assertions failed:\n${lib.concatStringsSep "\n" problems}";
 {
   closures = pkgs.runCommand "ktrdr-closures" { } (
-    lib.concatStrings (lib.mapAttrsToList envFileChecks roles) + "touch $out\n"
+    lib.concatStrings (lib.mapAttrsToList envFileChecks roles) + interpreterChecks + "touch $out\n"
   );
 
   image-configs = pkgs.runCommand "ktrdr-image-configs" { nativeBuildInputs = [ pkgs.jq ]; } (

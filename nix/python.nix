@@ -1,7 +1,18 @@
 # The Python package set from uv.lock (uv2nix + pyproject.nix): one workspace, wheels preferred,
 # the build-system overlay before the project overlay (the lock's versions win), the project's
 # fixups, a torch variant, and the prune table (prune.nix) last. Everything here needs only nixpkgs' lib; `mkPythonSets`
-# takes pkgs to instantiate the sets on python313.
+# takes pkgs to instantiate the sets on one trimmed python313 (`runtimePythonFor`).
+#
+# The interpreter: nixpkgs' python313 with cpython's own strip arguments (`runtimePythonArgs`). Stock
+# python313 already deletes Lib/test except test.support/libregrtest in its postInstall; the arguments
+# also remove those, IDLE and turtledemo, the tkinter package (no _tkinter: x11Support is off by
+# default) and the config-3.13-* directory (libpython3.13.a, Makefile) with python3-config, and builds
+# without bluez (AF_BLUETOOTH). Measured on a local CPython 3.13 lib after the same stock postInstall
+# and `strip -S`: 79 -> 58 MB (docs/nix.md).
+# ssl, sqlite3, ctypes, lzma, bz2, zlib, decimal, zoneinfo, readline stay. The cost: an overridden
+# CPython is not in the binary cache, so each architecture builds it from source once (minutes;
+# Cachix serves it afterwards where CI pushes to one). Every set, the images' and the dev shells',
+# uses this one interpreter, so they share store paths.
 #
 # Bytecode: pyproject.nix's configure hook sets UV_COMPILE_BYTECODE=1 unless tool.uv.compile-bytecode
 # is false (it is not), so every package is installed with its .pyc compiled in the store.
@@ -71,6 +82,26 @@ let
   editableOverlay = lib.composeExtensions (workspace.mkEditablePyprojectOverlay {
     root = "$REPO_ROOT";
   }) editableFixups;
+
+  # Arguments of nixpkgs' cpython/default.nix; python3Minimal gets the same values from withMinimalDeps.
+  runtimePythonArgs = {
+    stripConfig = true; # bin/python*-config, lib/python3.13/config-3.13-* (static libpython, Makefile)
+    stripIdlelib = true; # bin/idle*, idlelib, turtledemo
+    stripTests = true; # lib/python3.13/test (test.support, libregrtest) and */test{,s}
+    stripTkinter = true; # lib/python3.13/tkinter
+    # AF_BLUETOOTH sockets (bluez headers); the default is on for Linux in newer nixpkgs. A server never
+    # opens one, and the build is from source anyway.
+    bluezSupport = false;
+  };
+
+  # `self` must be the overridden interpreter itself: cpython's passthru (interpreter, pkgs, the
+  # spliced pythonOnBuildForHost that pyproject.nix's hooks install wheels with) is built from it.
+  runtimePythonFor =
+    pkgs:
+    let
+      python = pkgs.python313.override (runtimePythonArgs // { self = python; });
+    in
+    python;
 in
 {
   inherit
@@ -83,12 +114,14 @@ in
     appSource
     ;
 
-  # One package set per torch variant, all from the same base set on python313 (the images' Python;
-  # nixpkgs' python3 may be newer than uv.lock's requires-python allows).
+  inherit runtimePythonArgs runtimePythonFor;
+
+  # One package set per torch variant, all from the same base set on the one runtime interpreter
+  # (python313: nixpkgs' python3 may be newer than uv.lock's requires-python allows).
   mkPythonSets =
     { pkgs, pyproject-nix }:
     let
-      base = pkgs.callPackage pyproject-nix.build.packages { python = pkgs.python313; };
+      base = pkgs.callPackage pyproject-nix.build.packages { python = runtimePythonFor pkgs; };
     in
     lib.genAttrs [ "none" "cpu" "cuda" ] (variant: base.overrideScope (overlayFor variant));
 }

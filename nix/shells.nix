@@ -2,6 +2,10 @@
 # with uv told to use that venv's Python and never to sync or download one.
 #   default  all extras and groups (ml, postgres, dev: ruff, mypy, pytest...), plus uv and nixfmt
 #   backend  the backend alone (no numpy/pandas/torch) with the lean test tools
+# Both run on the images' trimmed python313 (nix/python.nix), not the binary cache's stock one: the
+# shells then resolve the same store paths as the images and miss the same stdlib parts (test, IDLE,
+# tkinter), so what works here works there. The cost is one CPython source build per machine, saved
+# where the project's binary cache (Cachix) is configured.
 {
   pkgs,
   project,

@@ -123,6 +123,27 @@ let
   setFor = overlay: lib.fix (lib.extends overlay baseOf);
 
   sets = lib.genAttrs [ "none" "cpu" "cuda" ] (variant: setFor (python.overlayFor variant));
+
+  # nix/python.nix's mkPythonSets against a mock pkgs: which interpreter each variant's set is built on
+  # (python313.override records its arguments; callPackage records the python it is given).
+  hostPkgs = {
+    python313 = pythonMock // {
+      override =
+        args:
+        pythonMock
+        // {
+          outPath = "/nix/store/00000000000000000000000000000000-python3-${pythonVersion}-overridden";
+          overrideArgs = args;
+        };
+    };
+    callPackage = _f: args: {
+      overrideScope = _overlay: { inherit (args) python; };
+    };
+  };
+  hostSets = python.mkPythonSets {
+    pkgs = hostPkgs;
+    inherit pyproject-nix;
+  };
   editableSet = setFor (lib.composeExtensions (python.overlayFor "none") python.editableOverlay);
 
   # The same resolver mkVirtualEnv uses.
@@ -169,6 +190,12 @@ in
 {
   inherit images;
   pruneTable = prune.table;
+  runtimePython = lib.mapAttrs (_: set: {
+    path = set.python.outPath;
+    args = removeAttrs set.python.overrideArgs [ "self" ];
+    selfIsTheOverride = set.python.overrideArgs.self.outPath == set.python.outPath;
+  }) hostSets;
+  runtimePythonArgs = python.runtimePythonArgs;
   systems = project.systems;
   rolesForSystem = lib.attrNames (project.roles.rolesFor system);
   wheelFormats = lib.mapAttrs (_: drv: drv.passthru.format or "local") (

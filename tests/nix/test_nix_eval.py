@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from .conftest import NIX_FLAGS, REPO, NixEvalError, harness, nix_eval, nix_inputs
+from .test_nix_static import RUNTIME_PYTHON_ARGS
 
 pytestmark = pytest.mark.nix
 
@@ -133,6 +134,17 @@ def test_the_prune_table_reaches_every_package_it_names(system: str) -> None:
     assert {"torch", "numpy", "pandas"} <= reached
     if system == "x86_64-linux":
         assert {"nvidia-cusolver", "nvidia-cuda-nvrtc", "nvidia-cudnn-cu13"} <= reached
+
+
+def test_every_set_is_built_on_one_trimmed_interpreter(system: str) -> None:
+    """mkPythonSets instantiates all three variants on the same python313.override, with cpython's
+    strip arguments and `self` pointing at the override (else its passthru is the stock python)."""
+    runtime = evaluated(system)["runtimePython"]
+    assert set(runtime) == {"none", "cpu", "cuda"}
+    assert len({variant["path"] for variant in runtime.values()}) == 1
+    for variant in runtime.values():
+        assert variant["args"] == RUNTIME_PYTHON_ARGS
+        assert variant["selfIsTheOverride"] is True
 
 
 def test_the_layer_plan_splits_each_image_without_gaps_or_strays(system: str) -> None:
@@ -258,12 +270,13 @@ def test_the_real_flake_wires_the_role_table_and_overlays() -> None:
         "lib: { systems = lib.systems; roles = builtins.attrNames lib.roles.roles; "
         "deps = lib.python.workspace.deps.all; "
         'overlays = map (v: builtins.isFunction (lib.python.overlayFor v)) [ "none" "cpu" "cuda" ]; '
-        "created = lib.imageConfig.created; }"
+        "created = lib.imageConfig.created; runtime = lib.python.runtimePythonArgs; }"
     )
     assert result["systems"] == ["x86_64-linux", "aarch64-linux"]
     assert result["roles"] == ["backend", "worker-cpu", "worker-gpu"]
     assert result["deps"] == {"ktrdr": ["ml", "postgres", "dev", "test"]}
     assert result["overlays"] == [True, True, True]
+    assert result["runtime"] == RUNTIME_PYTHON_ARGS
     assert len(result["created"]) == len("2026-07-05T12:34:56Z") and result["created"].endswith("Z")
 
 

@@ -22,6 +22,18 @@ SUPPORTED_SYSTEMS = {"x86_64-linux", "aarch64-linux"}
 LOCKED_KEYS = {"lastModified", "narHash", "owner", "repo", "rev", "type"}
 FLAKE_INPUTS_FACTS = REPO.parent / "shared" / "reference" / "flake-inputs.json"
 
+# What nix/python.nix passes to python313.override: arguments of nixpkgs'
+# pkgs/development/interpreters/python/cpython/default.nix (read at nixpkgs 007088359e7a; in newer
+# revisions python3Minimal's withMinimalDeps sets the same ones). Written out here so that a misspelt
+# argument (which a `...` in cpython's arguments would silently ignore) fails this test.
+RUNTIME_PYTHON_ARGS = {
+    "stripConfig": True,
+    "stripIdlelib": True,
+    "stripTests": True,
+    "stripTkinter": True,
+    "bluezSupport": False,
+}
+
 NIX_FILES = sorted(
     [REPO / "flake.nix", *(REPO / "nix").rglob("*.nix"), *(REPO / "tests" / "nix").rglob("*.nix")]
 )
@@ -197,3 +209,12 @@ def test_prune_table_spares_every_library_torch_links_or_preloads() -> None:
         for file in files:
             assert file.name not in needed, f"{file} is linked by torch or an nvidia library"
             assert not any(Path(file.name).match(glob) for glob in preload), f"{file} is preloaded"
+
+
+def test_the_runtime_interpreter_is_trimmed_with_cpythons_own_arguments() -> None:
+    """nix/python.nix's override arguments, evaluated without nixpkgs (the attribute needs no lib)."""
+    expr = (
+        "(import ./nix/python.nix { lib = { }; uv2nix = { }; buildSystemsOverlay = null; "
+        "workspaceRoot = ./.; torch = { }; prune = { }; }).runtimePythonArgs"
+    )
+    assert nix_eval(expr) == RUNTIME_PYTHON_ARGS
