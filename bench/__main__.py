@@ -7,7 +7,8 @@ Each figure is compared with a baseline or goal measured or stated in the same r
   demo      the end-to-end demo's wall time by phase
   sizes     installed and download bytes per image role vs the original system's images
 
-``--quick`` runs tiny inputs (the smoke test uses it); figures from it mean nothing.
+``--quick`` runs tiny inputs (the smoke test uses it); figures from it mean nothing. Each section
+runs in a fresh interpreter, so one section's state (torch threads, caches, memory) cannot skew another.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import argparse
 import datetime as dt
 import json
 import platform
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,21 @@ RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
 }
 
 
+def run_isolated(section: str, quick: bool) -> dict[str, Any]:
+    """Run one section in a child interpreter and return its JSON result."""
+    argv = [sys.executable, "-m", "bench", "--child", section] + (["--quick"] if quick else [])
+    child = subprocess.run(argv, capture_output=True, text=True)
+    lines = child.stdout.strip().splitlines()
+    try:
+        result: dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise RuntimeError(f"bench section {section} failed ({child.returncode}):\n{child.stderr}") from None
+    if child.returncode != 0:
+        # PyPI's CUDA torch build can crash while the interpreter tears down, after the work is done.
+        print(f"note: {section} exited {child.returncode} after reporting its result", file=sys.stderr)
+    return result
+
+
 def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(figure, measured, goal or baseline) rows for the printed table."""
     out: list[tuple[str, str, str]] = []
@@ -107,7 +125,9 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         out.append(("ktrdr demo end to end", f"{p['total_s']:.1f} s ({phases})", ""))
     if z := results.get("sizes"):
         for name, r in z["roles"].items():
-            installed = r.get("installed_pruned_mb") or r.get("installed_mb")
+            installed = (
+                r.get("installed_pruned_stripped_mb") or r.get("installed_pruned_mb") or r.get("installed_mb")
+            )
             shown = f"{installed:,.0f} MB installed, " if installed else ""
             shown += ", ".join(f"{arch} {mb:,.0f} MB download" for arch, mb in r["download_mb"].items())
             out.append((f"{name} Python packages", shown, f"original image: {r['original_image_mb']:,} MB"))
@@ -119,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--quick", action="store_true", help="tiny inputs: checks the benchmarks run")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON results")
+    parser.add_argument("--child", choices=SECTIONS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(RUNNERS[args.child](args.quick)))
+        return 0
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(chosen) - set(SECTIONS))
     if unknown:
@@ -132,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for section in chosen:
         print(f"running {section}...", flush=True)
-        results[section] = RUNNERS[section](args.quick)
+        results[section] = run_isolated(section, args.quick)
 
     from rich.console import Console
     from rich.table import Table

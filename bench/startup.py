@@ -8,7 +8,6 @@ against ``python -c pass``.
 
 from __future__ import annotations
 
-import os
 import socket
 import statistics
 import subprocess
@@ -20,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bench.timing import median_seconds, python_command, ratio, run_quiet
+from bench.timing import child_env, median_seconds, python_command, ratio, run_quiet
 
 MINIMAL_APP = "bench.minimal_app:app"
 
@@ -36,9 +35,7 @@ def time_to_healthy(app: str, health_path: str, env: dict[str, str], timeout: fl
     port = _free_port()
     argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen(argv, env=child_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}{health_path}"
         with httpx.Client(timeout=1.0) as client:
@@ -68,6 +65,7 @@ def run(repeat: int = 7) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ktrdr-bench-") as data_dir:
         env = {"KTRDR_DATA_DIR": data_dir, "KTRDR_LOG_LEVEL": "WARNING"}
         health_runs = max(3, repeat // 2)
+        time_to_healthy(MINIMAL_APP, "/health", env)  # warm-up: writes the bytecode caches
         minimal_healthy = statistics.median(
             time_to_healthy(MINIMAL_APP, "/health", env) for _ in range(health_runs)
         )
