@@ -5,8 +5,11 @@ bytes, from uv.lock.
   environment (``uv export`` for the role's extras, then ``uv pip install --no-deps
   --compile-bytecode``, as the Nix build compiles bytecode into the store), measured on disk; then
   the prune table nix/prune.json (the one nix/prune.nix applies) is applied to it and it is measured
-  again, and once more after stripping torch's libraries as nix/torch.nix has them stripped. The
-  CUDA role leaves out what nix/torch.nix drops from its torch (triton).
+  again, and once more after stripping as the Nix build does: torch's libraries with
+  ``--strip-unneeded`` (nix/torch.nix), then the debug sections of every shared object of every
+  package that is not CUDA-only (nix/strip.nix: ``strip -S``, the strip hook's default); every
+  stripped extension module of the venv's Python is imported afterwards. The CUDA role leaves out
+  what nix/torch.nix drops from its torch (triton).
   worker-cpu's torch cannot be installed here (the CPU wheel's index is unreachable): the torch
   2.13.0+cpu wheel that lies on this machine is unpacked into the environment instead, as a stand-in
   for 2.14.0+cpu, and compiled the same way; without it worker-cpu is measured without torch.
@@ -58,6 +61,11 @@ def prune_patterns(name: str) -> list[str]:
     return [pattern for key in table if key_matches(key, name) for pattern in table[key]]
 
 
+def strips(name: str) -> bool:
+    """nix/strip.nix's rule: the strip hook runs on every wheel that is not CUDA-only."""
+    return not lock_sizes.is_cuda_only(name)
+
+
 def tree_bytes(root: Path) -> int:
     """Bytes of all regular files under ``root`` (hard links counted once)."""
     if not root.is_dir():
@@ -97,6 +105,86 @@ def apply_prune_table(site: Path) -> dict[str, int]:
     return removed
 
 
+def _distribution_files(site: Path) -> dict[str, list[Path]]:
+    """The files each installed distribution's RECORD lists, by normalised name."""
+    files: dict[str, list[Path]] = {}
+    for record in site.glob("*.dist-info/RECORD"):
+        name = re.sub(r"[-_.]+", "-", record.parent.name.split("-", 1)[0]).lower()
+        rows = (line.split(",", 1)[0] for line in record.read_text().splitlines() if line)
+        files[name] = [site / row for row in rows if not row.startswith("..")]
+    return files
+
+
+def _strip(flags: list[str], paths: list[Path]) -> None:
+    """Run strip on files this scratch environment owns alone (strip rewrites a hard-linked file in
+    place, so a link into uv's cache would strip every environment sharing it)."""
+    shared = [p for p in paths if p.stat().st_nlink > 1]
+    if shared:
+        raise RuntimeError(f"refusing to strip hard-linked files, e.g. {shared[0]}")
+    _quiet(["strip", *flags, *map(str, paths)])
+
+
+def is_shared_object(path: Path) -> bool:
+    return path.suffix == ".so" or ".so." in path.name
+
+
+def strip_debug(site: Path) -> tuple[dict[str, int], list[Path]]:
+    """``strip -S`` every shared object of the packages nix/strip.nix strips; the bytes saved per
+    package (those that saved any) and the stripped files."""
+    saved: dict[str, int] = {}
+    stripped: list[Path] = []
+    for name, paths in sorted(_distribution_files(site).items()):
+        objects = [p for p in paths if strips(name) and is_shared_object(p) and p.is_file()]
+        if not objects:
+            continue
+        before = sum(p.stat().st_size for p in objects)
+        _strip(["-S", "-p"], objects)
+        stripped += objects
+        if (delta := before - sum(p.stat().st_size for p in objects)) > 0:
+            saved[name] = delta
+    return saved, stripped
+
+
+# Imports each module; one whose package needs something the role lacks (greenlet.tests imports
+# psutil) is loaded by the dynamic linker instead, which is where a broken strip shows.
+_IMPORT_ALL = """
+import ctypes, importlib, sys
+failed = []
+for module, path in zip(sys.argv[1::2], sys.argv[2::2]):
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            failed.append(f"{module}: {exc!r}")
+        else:
+            try:
+                ctypes.CDLL(path)
+            except OSError as exc:
+                failed.append(f"{module}: {exc!r}")
+    except Exception as exc:
+        failed.append(f"{module}: {exc!r}")
+print("\\n".join(failed))
+sys.exit(1 if failed else 0)
+"""
+
+
+def import_extensions(python: str, site: Path, objects: list[Path]) -> int:
+    """Import every extension module among ``objects`` built for ``python`` (others, such as the
+    CPU torch stand-in's cp311 modules, cannot load in it); raise if one fails, else their count."""
+    suffix = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    modules = [p for p in objects if p.name.endswith(suffix)]
+    argv = [arg for p in modules for arg in (".".join(p.relative_to(site).parts)[: -len(suffix)], str(p))]
+    proc = subprocess.run([python, "-c", _IMPORT_ALL, *argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"stripped extension modules fail to import:\n{proc.stdout}{proc.stderr}")
+    return len(modules)
+
+
 def _requirements(role: dict[str, Any]) -> str:
     argv = ["uv", "export", "--frozen", "--no-default-groups", "--no-emit-project", "--no-hashes"]
     argv += [arg for extra in role["extras"] for arg in ("--extra", extra)]
@@ -124,7 +212,10 @@ def measure_role(role: dict[str, Any]) -> dict[str, Any]:
         req.write_text(_requirements(role))
         _quiet(["uv", "venv", "-q", "--python", sys.executable, str(venv)])
         python = str(venv / "bin" / "python")
+        # Copies, not uv's default hard links into its cache: strip edits a hard-linked file in place,
+        # which would strip the cache and every environment linked to it.
         install = ["uv", "pip", "install", "-q", "--python", python, "--no-deps", "--compile-bytecode"]
+        install += ["--link-mode", "copy"]
         _quiet([*install, "-r", str(req)])
         _quiet([*install, str(REPO)])
         (site,) = (venv / "lib").glob("python*/site-packages")
@@ -144,11 +235,17 @@ def measure_role(role: dict[str, Any]) -> dict[str, Any]:
             "installed_pruned_mb": round(pruned / MB, 1),
             "pruned_mb_by_entry": {key: round(n / MB, 1) for key, n in removed.items()},
         }
-        # nix/torch.nix has nixpkgs' strip hook run --strip-unneeded on torch/lib.
+        if not shutil.which("strip"):
+            return result
+        # nix/torch.nix has nixpkgs' strip hook run --strip-unneeded on torch/lib...
         torch_libs = sorted(site.glob("torch/lib/*.so*"))
-        if torch_libs and shutil.which("strip"):
-            _quiet(["strip", "--strip-unneeded", *map(str, torch_libs)])
-            result["installed_pruned_stripped_mb"] = round(tree_bytes(site) / MB, 1)
+        if torch_libs:
+            _strip(["--strip-unneeded"], torch_libs)
+        # ...and nix/strip.nix turns the hook's default (strip -S) back on for the non-CUDA wheels.
+        saved, stripped = strip_debug(site)
+        result["debug_stripped_mb_by_package"] = {name: round(n / MB, 1) for name, n in saved.items()}
+        result["stripped_extension_modules_imported"] = import_extensions(python, site, stripped)
+        result["installed_pruned_stripped_mb"] = round(tree_bytes(site) / MB, 1)
         return result
 
 

@@ -23,6 +23,13 @@ let
 
   closureOf = role: resolve pythonSets.${role.torch} (project.roles.specOf role);
 
+  # The role's wheels that nix/strip.nix has stripped.
+  strippedOf =
+    role:
+    lib.filter (
+      n: project.strip.strips n && project.strip.isWheel pythonSets.${role.torch}.${n}
+    ) (closureOf role);
+
   # Evaluation-time assertions on what each role's environment resolves to.
   closureProblems =
     name: role:
@@ -61,6 +68,12 @@ let
         if [ -e "$f" ]; then echo "${name}-env must not contain $f" >&2; exit 1; fi
       done
     '') (forbidden ++ prunedPatterns)
+    # nix/strip.nix: no extension module of a stripped wheel keeps its debug sections.
+    + lib.concatMapStrings (n: ''
+      for f in $(find -L ${pythonSets.${role.torch}.${n}}/${sitePackages} -type f -name '*.so*'); do
+        if readelf -S "$f" | grep '\.debug_' >/dev/null; then echo "${n}: $f keeps debug sections" >&2; exit 1; fi
+      done
+    '') (strippedOf role)
     + ''
       ${envs.${name}}/bin/python -c 'import ktrdr'
     ''
@@ -119,7 +132,7 @@ let
 in
 assert lib.assertMsg (problems == [ ]) "closure assertions failed:\n${lib.concatStringsSep "\n" problems}";
 {
-  closures = pkgs.runCommand "ktrdr-closures" { } (
+  closures = pkgs.runCommand "ktrdr-closures" { nativeBuildInputs = [ pkgs.binutils-unwrapped ]; } (
     lib.concatStrings (lib.mapAttrsToList envFileChecks roles) + interpreterChecks + "touch $out\n"
   );
 

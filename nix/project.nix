@@ -14,6 +14,11 @@ let
   roles = import ./roles.nix { inherit lib pyproject; };
   torch = import ./torch.nix { inherit lib; };
   prune = import ./prune.nix { inherit lib; };
+  strip = import ./strip.nix {
+    inherit (torch) isCudaOnly;
+    inherit lib;
+    packageNames = map (package: package.name) (lib.importTOML (workspaceRoot + "/uv.lock")).package;
+  };
   python = import ./python.nix {
     inherit
       lib
@@ -22,6 +27,7 @@ let
       workspaceRoot
       torch
       prune
+      strip
       ;
   };
   imageConfig = import ./image-config.nix {
@@ -41,6 +47,7 @@ in
     roles
     torch
     prune
+    strip
     python
     imageConfig
     layerPlan

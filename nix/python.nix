@@ -1,6 +1,7 @@
 # The Python package set from uv.lock (uv2nix + pyproject.nix): one workspace, wheels preferred,
 # the build-system overlay before the project overlay (the lock's versions win), the project's
-# fixups, a torch variant, and the prune table (prune.nix) last. Everything here needs only nixpkgs' lib; `mkPythonSets`
+# fixups, a torch variant, the prune table (prune.nix), and the strip hook turned back on for the
+# non-CUDA wheels (strip.nix) last. Everything here needs only nixpkgs' lib; `mkPythonSets`
 # takes pkgs to instantiate the sets on one trimmed python313 (`runtimePythonFor`).
 #
 # The interpreter: nixpkgs' python313 with cpython's own strip arguments (`runtimePythonArgs`). Stock
@@ -23,6 +24,7 @@
   workspaceRoot,
   torch,
   prune,
+  strip,
 }:
 let
   workspace = uv2nix.lib.workspace.loadWorkspace { inherit workspaceRoot; };
@@ -66,6 +68,7 @@ let
       fixups
       torch.overlays.${variant}
       prune.overlay
+      strip.overlay
     ];
 
   # Dev shells: ktrdr installed editable from the checkout. hatchling's editable build imports

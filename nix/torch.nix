@@ -51,7 +51,8 @@ let
   # torch's own libraries keep their full symbol tables (.symtab/.strtab: ~100 MB in the CPU wheel,
   # ~180 MB in the CUDA wheel); the dynamic linker and dlsym use .dynsym only. nixpkgs' strip hook
   # (fixup phase, before autoPatchelf) strips debug sections only unless asked: ask it for
-  # --strip-unneeded on torch/lib, what distributions do to shared libraries.
+  # --strip-unneeded on torch/lib, what distributions do to shared libraries. uv2nix's dontStrip on
+  # wheels silences the whole hook, these lists included: nix/strip.nix turns it back on for torch.
   stripTorchLibs = sitePackages: {
     stripAllList = [ "${sitePackages}/torch/lib" ];
     stripAllFlags = [ "--strip-unneeded" ];

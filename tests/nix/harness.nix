@@ -36,6 +36,7 @@ let
   prune = import (workspaceRoot + "/nix/prune.nix") { inherit lib; };
   python = import (workspaceRoot + "/nix/python.nix") {
     inherit lib uv2nix workspaceRoot torch prune;
+    inherit (project) strip;
     buildSystemsOverlay = buildSystems.wheel;
   };
 
@@ -174,6 +175,11 @@ let
       pruned = lib.genAttrs names (n: {
         paths = (set.${n}.passthru or { }).prunedPaths or [ ];
         postInstall = set.${n}.postInstall or "";
+      });
+      # uv2nix's dontStrip, after nix/strip.nix, with each package's format.
+      strip = lib.genAttrs names (n: {
+        format = set.${n}.passthru.format or "local";
+        dontStrip = set.${n}.dontStrip or null;
       });
       cudaLibFixups = lib.listToAttrs (
         map (n: {

@@ -136,6 +136,30 @@ def test_the_prune_table_reaches_every_package_it_names(system: str) -> None:
         assert {"nvidia-cusolver", "nvidia-cuda-nvrtc", "nvidia-cudnn-cu13"} <= reached
 
 
+def test_the_strip_hook_is_back_on_for_every_wheel_but_the_cuda_ones(system: str) -> None:
+    """uv2nix sets dontStrip on every wheel; nix/strip.nix turns it off for each wheel that is not
+    CUDA-only (torch included: its torch/lib strip needs the hook on), in every image's set, and
+    leaves the nvidia-*, cuda-* and triton wheels as uv2nix has them. bench/sizes.py uses the same rule."""
+    from bench.sizes import strips
+
+    stripped: set[str] = set()
+    for name, image in evaluated(system)["images"].items():
+        for package, attrs in image["strip"].items():
+            if attrs["format"] != "wheel":
+                assert package == "ktrdr" and attrs["dontStrip"] is None, (name, package)
+            elif is_cuda_only(package):
+                assert attrs["dontStrip"] is True, (name, package)
+                assert not strips(package)
+            else:
+                assert attrs["dontStrip"] is False, (name, package)
+                assert strips(package)
+                stripped.add(package)
+    assert {"sqlalchemy", "asyncpg", "pyyaml", "greenlet", "torch", "numpy", "pandas"} <= stripped
+    if system == "x86_64-linux":
+        cuda = evaluated(system)["images"]["worker-gpu"]["strip"]
+        assert {"nvidia-nccl-cu13", "cuda-bindings"} <= {p for p, a in cuda.items() if a["dontStrip"] is True}
+
+
 def test_every_set_is_built_on_one_trimmed_interpreter(system: str) -> None:
     """mkPythonSets instantiates all three variants on the same python313.override, with cpython's
     strip arguments and `self` pointing at the override (else its passthru is the stock python)."""
@@ -270,13 +294,16 @@ def test_the_real_flake_wires_the_role_table_and_overlays() -> None:
         "lib: { systems = lib.systems; roles = builtins.attrNames lib.roles.roles; "
         "deps = lib.python.workspace.deps.all; "
         'overlays = map (v: builtins.isFunction (lib.python.overlayFor v)) [ "none" "cpu" "cuda" ]; '
-        "created = lib.imageConfig.created; runtime = lib.python.runtimePythonArgs; }"
+        "created = lib.imageConfig.created; runtime = lib.python.runtimePythonArgs; "
+        'strips = map lib.strip.strips [ "sqlalchemy" "torch" "nvidia-nccl-cu13" "cuda-bindings" '
+        '"triton" ]; }'
     )
     assert result["systems"] == ["x86_64-linux", "aarch64-linux"]
     assert result["roles"] == ["backend", "worker-cpu", "worker-gpu"]
     assert result["deps"] == {"ktrdr": ["ml", "postgres", "dev", "test"]}
     assert result["overlays"] == [True, True, True]
     assert result["runtime"] == RUNTIME_PYTHON_ARGS
+    assert result["strips"] == [True, True, False, False, False]
     assert len(result["created"]) == len("2026-07-05T12:34:56Z") and result["created"].endswith("Z")
 
 

@@ -215,6 +215,6 @@ def test_the_runtime_interpreter_is_trimmed_with_cpythons_own_arguments() -> Non
     """nix/python.nix's override arguments, evaluated without nixpkgs (the attribute needs no lib)."""
     expr = (
         "(import ./nix/python.nix { lib = { }; uv2nix = { }; buildSystemsOverlay = null; "
-        "workspaceRoot = ./.; torch = { }; prune = { }; }).runtimePythonArgs"
+        "workspaceRoot = ./.; torch = { }; prune = { }; strip = { }; }).runtimePythonArgs"
     )
     assert nix_eval(expr) == RUNTIME_PYTHON_ARGS
