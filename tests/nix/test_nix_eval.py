@@ -36,9 +36,13 @@ def wheel_table() -> dict[str, Any]:
     return json.loads((REPO / "nix" / "torch-cpu-wheels.json").read_text())
 
 
-def locked_torch_version() -> str:
+def locked_torch() -> dict[str, Any]:
     lock = tomllib.loads((REPO / "uv.lock").read_text())
-    return next(p["version"] for p in lock["package"] if p["name"] == "torch")
+    return next(p for p in lock["package"] if p["name"] == "torch")
+
+
+def locked_torch_version() -> str:
+    return str(locked_torch()["version"])
 
 
 @pytest.fixture(params=sorted(ARCHES))
@@ -100,7 +104,8 @@ def test_worker_gpu_has_cuda_torch_with_its_fixups() -> None:
     assert "triton" not in packages
     torch = image["torchAttrs"]
     assert torch["version"] == locked_torch_version()
-    assert torch["src"]["url"].startswith("https://files.pythonhosted.org/")
+    # The CUDA variant keeps the wheel uv.lock pinned (PyPI's CUDA build), not the CPU index's.
+    assert torch["src"]["url"] in {wheel["url"] for wheel in locked_torch()["wheels"]}
     assert torch["autoPatchelfIgnoreMissingDeps"] == ["libcuda.so.1"]
     assert torch["appendRunpaths"][0] == "$ORIGIN"
     assert "/usr/lib64" in torch["appendRunpaths"]
