@@ -10,12 +10,11 @@ as YAML text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from ktrdr.data.catalog import dataset_info
 from ktrdr.data.names import validate_symbol, validate_timeframe
 from ktrdr.settings import Settings
-from ktrdr.strategy.loader import get_strategy
+from ktrdr.strategy.loader import find_strategy_file, read_strategy
 from ktrdr.strategy.schema import StrategyConfig
 from ktrdr.training.model_storage import model_path_within, resolve_model_path
 
@@ -32,11 +31,14 @@ def resolve_run_target(
     settings: Settings, strategy_name: str, symbol: str | None, timeframe: str | None
 ) -> RunTarget:
     """The strategy, its YAML and the dataset a run will use; 4xx errors name what is wrong."""
-    strategy, path = get_strategy(strategy_name, settings.resolved_strategies_dir)
+    # One read: the YAML the worker gets is the text validated here.
+    strategy, strategy_yaml = read_strategy(
+        find_strategy_file(strategy_name, settings.resolved_strategies_dir)
+    )
     symbol = validate_symbol(symbol or strategy.training_data.symbol)
     timeframe = validate_timeframe(timeframe or strategy.training_data.timeframe)
     dataset_info(settings.data_dir, symbol, timeframe)
-    return RunTarget(strategy, Path(path).read_text(encoding="utf-8"), symbol, timeframe)
+    return RunTarget(strategy, strategy_yaml, symbol, timeframe)
 
 
 def check_model_available(settings: Settings, target: RunTarget, model_path: str | None) -> None:

@@ -69,8 +69,8 @@ def parse_strategy(text: str) -> StrategyConfig:
         raise _invalid(_errors(exc, data)) from None
 
 
-def load_strategy(path: Path | str) -> StrategyConfig:
-    """Parse a strategy file; errors name the file."""
+def read_strategy(path: Path | str) -> tuple[StrategyConfig, str]:
+    """Parse a strategy file and return it with the text it was parsed from; errors name the file."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -79,9 +79,14 @@ def load_strategy(path: Path | str) -> StrategyConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise StrategyValidationError(f"cannot read strategy file {path}: {exc}") from None
     try:
-        return parse_strategy(text)
+        return parse_strategy(text), text
     except StrategyValidationError as exc:
         raise StrategyValidationError(f"{path.name}: {exc.message}", details=exc.details) from None
+
+
+def load_strategy(path: Path | str) -> StrategyConfig:
+    """Parse a strategy file; errors name the file."""
+    return read_strategy(path)[0]
 
 
 def list_strategies(user_dir: Path | None = None) -> list[StrategySummary]:
@@ -95,6 +100,12 @@ def list_strategies(user_dir: Path | None = None) -> list[StrategySummary]:
 
 def get_strategy(name: str, user_dir: Path | None = None) -> tuple[StrategyConfig, Path]:
     """The strategy called ``name`` and its file; InvalidNameError, StrategyNotFoundError."""
+    path = find_strategy_file(name, user_dir)
+    return load_strategy(path), path
+
+
+def find_strategy_file(name: str, user_dir: Path | None = None) -> Path:
+    """The file of the strategy ``name`` (user directory first); InvalidNameError, StrategyNotFoundError."""
     if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
         raise InvalidNameError(
             f"invalid strategy name {str(name)[:64]!r}: use letters, digits, '_' or '-'",
@@ -106,7 +117,7 @@ def get_strategy(name: str, user_dir: Path | None = None) -> tuple[StrategyConfi
         for suffix in _SUFFIXES:
             path = Path(directory) / f"{name}{suffix}"
             if path.is_file():
-                return load_strategy(path), path
+                return path
     raise StrategyNotFoundError(f"no strategy named {name!r}", details={"name": name})
 
 
