@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
@@ -19,18 +19,24 @@ from ktrdr.workers.app import create_worker_app, worker_runtime
 from ktrdr.workers.deps_check import check_ml_dependencies
 from ktrdr.workers.protocol import BacktestStart, StartAccepted, WorkerType
 
+if TYPE_CHECKING:
+    from ktrdr.strategy.schema import StrategyConfig
+
 SERVICE = "backtest-worker"
 
 
 def backtest(
-    request: BacktestStart, settings: Settings, progress: ProgressCallback, cancel: CancelToken
+    request: BacktestStart,
+    strategy: StrategyConfig,
+    settings: Settings,
+    progress: ProgressCallback,
+    cancel: CancelToken,
 ) -> dict[str, Any]:
-    """Parse the strategy and run the backtest (runs in the worker's compute thread)."""
+    """Run the backtest of the request's (parsed) strategy (runs in the worker's compute thread)."""
     from ktrdr.backtesting.engine import BacktestConfig, run_backtest
-    from ktrdr.strategy.loader import parse_strategy
 
     config = BacktestConfig(
-        strategy=parse_strategy(request.strategy_yaml),
+        strategy=strategy,
         symbol=request.symbol,
         timeframe=request.timeframe,
         start_date=request.start_date,
@@ -64,8 +70,8 @@ async def start_backtest(body: BacktestStart, request: Request) -> StartAccepted
     """Accept a backtest operation; 503 while another operation runs, 422 for an invalid strategy."""
     from ktrdr.strategy.loader import parse_strategy
 
-    parse_strategy(body.strategy_yaml)
+    strategy = parse_strategy(body.strategy_yaml)
     settings = get_settings()
     return worker_runtime(request.app).start(
-        body.operation_id, lambda progress, cancel: backtest(body, settings, progress, cancel)
+        body.operation_id, lambda progress, cancel: backtest(body, strategy, settings, progress, cancel)
     )

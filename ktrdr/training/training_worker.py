@@ -10,7 +10,7 @@ the device probe), not at import.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
@@ -19,6 +19,9 @@ from ktrdr.settings import DEFAULT_PORTS, Settings, get_settings
 from ktrdr.workers.app import create_worker_app, worker_runtime
 from ktrdr.workers.deps_check import check_ml_dependencies
 from ktrdr.workers.protocol import StartAccepted, TrainingStart, WorkerType
+
+if TYPE_CHECKING:
+    from ktrdr.strategy.schema import StrategyConfig
 
 SERVICE = "training-worker"
 
@@ -30,14 +33,16 @@ def _capabilities() -> dict[str, Any]:
 
 
 def train(
-    request: TrainingStart, settings: Settings, progress: ProgressCallback, cancel: CancelToken
+    request: TrainingStart,
+    strategy: StrategyConfig,
+    settings: Settings,
+    progress: ProgressCallback,
+    cancel: CancelToken,
 ) -> dict[str, Any]:
-    """Parse the strategy, apply the request's overrides and train it (in the worker's compute thread)."""
-    from ktrdr.strategy.loader import parse_strategy
+    """Apply the request's overrides to the parsed strategy and train it (in the worker's compute thread)."""
     from ktrdr.training.device import best_device
     from ktrdr.training.trainer import train_strategy
 
-    strategy = parse_strategy(request.strategy_yaml)
     overrides = {k: v for k, v in (("symbol", request.symbol), ("timeframe", request.timeframe)) if v}
     if overrides:
         training_data = strategy.training_data.model_copy(update=overrides)
@@ -69,8 +74,8 @@ async def start_training(body: TrainingStart, request: Request) -> StartAccepted
     """Accept a training operation; 503 while another operation runs, 422 for an invalid strategy."""
     from ktrdr.strategy.loader import parse_strategy
 
-    parse_strategy(body.strategy_yaml)  # reject a bad strategy now, not as a failed operation later
+    strategy = parse_strategy(body.strategy_yaml)  # a bad strategy is a 422 now, not a failed operation later
     settings = get_settings()
     return worker_runtime(request.app).start(
-        body.operation_id, lambda progress, cancel: train(body, settings, progress, cancel)
+        body.operation_id, lambda progress, cancel: train(body, strategy, settings, progress, cancel)
     )
