@@ -10,13 +10,17 @@ as YAML text.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from ktrdr.api.schemas import RunRequest, StartResponse
 from ktrdr.data.catalog import dataset_info
 from ktrdr.data.names import validate_symbol, validate_timeframe
+from ktrdr.operations.models import Operation
 from ktrdr.settings import Settings
 from ktrdr.strategy.loader import find_strategy_file, read_strategy
 from ktrdr.strategy.schema import StrategyConfig
 from ktrdr.training.model_storage import model_path_within, resolve_model_path
+from ktrdr.workers.protocol import WorkerInfo
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,31 @@ def check_model_available(settings: Settings, target: RunTarget, model_path: str
         model_path_within(settings.resolved_models_dir, model_path)
     else:
         resolve_model_path(settings.resolved_models_dir, target.strategy.name, target.timeframe)
+
+
+def run_params(request: RunRequest, target: RunTarget) -> dict[str, Any]:
+    """The operation's stored ``params`` every run has (a route adds its own)."""
+    return {
+        "strategy_name": request.strategy_name,
+        "symbol": target.symbol,
+        "timeframe": target.timeframe,
+        "start_date": request.start_date.isoformat() if request.start_date else None,
+        "end_date": request.end_date.isoformat() if request.end_date else None,
+    }
+
+
+def start_response(
+    what: str, request: RunRequest, target: RunTarget, operation: Operation, worker: WorkerInfo
+) -> StartResponse:
+    """The answer to a dispatched start request; ``what`` names the run in the message."""
+    return StartResponse(
+        operation_id=operation.operation_id,
+        task_id=operation.operation_id,
+        operation_type=operation.operation_type,
+        status=operation.status.value,
+        message=f"{what} of {request.strategy_name} started on {worker.worker_id}",
+        strategy_name=request.strategy_name,
+        symbol=target.symbol,
+        timeframe=target.timeframe,
+        worker_id=worker.worker_id,
+    )

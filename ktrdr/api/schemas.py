@@ -30,16 +30,19 @@ class _DateRange(_Request):
         return self
 
 
-class TrainingStartRequest(_DateRange):
+class RunRequest(_DateRange):
+    """What every start request names: the strategy and, optionally, another symbol or timeframe."""
+
     strategy_name: str = Field(min_length=1, max_length=128)
     symbol: str | None = Field(default=None, min_length=1, max_length=64)
     timeframe: str | None = Field(default=None, min_length=1, max_length=16)
 
 
-class BacktestStartRequest(_DateRange):
-    strategy_name: str = Field(min_length=1, max_length=128)
-    symbol: str | None = Field(default=None, min_length=1, max_length=64)
-    timeframe: str | None = Field(default=None, min_length=1, max_length=16)
+class TrainingStartRequest(RunRequest):
+    pass
+
+
+class BacktestStartRequest(RunRequest):
     initial_capital: float = Field(default=100_000.0, gt=0, le=1e15)
     commission: float = Field(default=0.001, ge=0, lt=1)
     slippage: float = Field(default=0.0005, ge=0, lt=1)

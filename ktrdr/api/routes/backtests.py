@@ -14,16 +14,12 @@ router = APIRouter(prefix="/backtests", tags=["backtests"])
 @router.post("/start", response_model=StartResponse, responses={503: {"description": "no worker available"}})
 async def start_backtest(request: BacktestStartRequest, backend: BackendDep) -> StartResponse:
     """Symbol and timeframe default to the strategy's training data; the model must already exist."""
-    from ktrdr.api.run_requests import check_model_available, resolve_run_target
+    from ktrdr.api.run_requests import check_model_available, resolve_run_target, run_params, start_response
 
     target = resolve_run_target(backend.settings, request.strategy_name, request.symbol, request.timeframe)
     check_model_available(backend.settings, target, request.model_path)
     params = {
-        "strategy_name": request.strategy_name,
-        "symbol": target.symbol,
-        "timeframe": target.timeframe,
-        "start_date": request.start_date.isoformat() if request.start_date else None,
-        "end_date": request.end_date.isoformat() if request.end_date else None,
+        **run_params(request, target),
         "initial_capital": request.initial_capital,
         "commission": request.commission,
         "slippage": request.slippage,
@@ -45,14 +41,4 @@ async def start_backtest(request: BacktestStartRequest, backend: BackendDep) -> 
         )
 
     operation, worker = await backend.dispatcher.submit(OperationType.BACKTESTING, params, payload)
-    return StartResponse(
-        operation_id=operation.operation_id,
-        task_id=operation.operation_id,
-        operation_type=operation.operation_type,
-        status=operation.status.value,
-        message=f"backtest of {request.strategy_name} started on {worker.worker_id}",
-        strategy_name=request.strategy_name,
-        symbol=target.symbol,
-        timeframe=target.timeframe,
-        worker_id=worker.worker_id,
-    )
+    return start_response("backtest", request, target, operation, worker)
