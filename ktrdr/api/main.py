@@ -5,7 +5,7 @@ takes over the workers a previous process registered, and starts the monitor tha
 health and reconciles operations every ``worker_health_check_interval``. Shutdown stops the
 monitor and closes the HTTP client and the database.
 
-Importing this module loads no torch, numpy or pandas (tests/api/test_imports.py checks it).
+Importing this module loads no torch, numpy or pandas (tests/api/test_api_smoke.py checks it).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The schema itself is created and evolved by the Alembic migrations in
 :mod:`ktrdr.operations.migrations`; these mapped classes must stay in step with them
-(tests/operations/test_migrations.py compares the two).
+(tests/operations/test_operation_store.py compares the two).
 """
 
 from __future__ import annotations
