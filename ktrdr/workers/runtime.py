@@ -97,10 +97,6 @@ class WorkerRuntime:
     def current_operation_id(self) -> str | None:
         return self._current.report.operation_id if self._current else None
 
-    @property
-    def busy(self) -> bool:
-        return self._current is not None
-
     def get(self, operation_id: str) -> OperationReport:
         report = self._reports.get(operation_id)
         if report is None:
