@@ -75,13 +75,12 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         method = scope["method"].upper()
+        if method not in MUTATING_METHODS:
+            await self.app(scope, receive, send)
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
-            if method in MUTATING_METHODS:
-                self._check_token(headers.get("authorization"))
-            if method not in MUTATING_METHODS:
-                await self.app(scope, receive, send)
-                return
+            self._check_token(headers.get("authorization"))
             rule = self._rule_for(method, scope.get("path", ""))
             body = await self._read_body(headers, rule, receive)
         except KtrdrError as exc:
