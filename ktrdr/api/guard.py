@@ -113,13 +113,7 @@ class RequestGuard:
                 declared = None
         has_body = (declared or 0) > 0 or "chunked" in headers.get("transfer-encoding", "").lower()
         if has_body:
-            media_type = _media_type(headers.get("content-type"))
-            if media_type is None or not _accepts(media_type, rule.content_types):
-                raise UnsupportedMediaTypeError(
-                    f"content type {media_type or '(none)'!r} is not accepted here; "
-                    f"send one of {', '.join(sorted(rule.content_types))}",
-                    details={"content_type": media_type, "accepted": sorted(rule.content_types)},
-                )
+            _check_content_type(headers.get("content-type"), rule)
         if declared is not None and declared > rule.max_bytes:
             raise _too_large(rule.max_bytes)
         chunks: list[bytes] = []
@@ -138,13 +132,18 @@ class RequestGuard:
         body = b"".join(chunks)
         if body and not has_body:
             # A body without Content-Length or chunked framing (rare in HTTP/1.1): still type-checked.
-            media_type = _media_type(headers.get("content-type"))
-            if media_type is None or not _accepts(media_type, rule.content_types):
-                raise UnsupportedMediaTypeError(
-                    f"content type {media_type or '(none)'!r} is not accepted here",
-                    details={"content_type": media_type, "accepted": sorted(rule.content_types)},
-                )
+            _check_content_type(headers.get("content-type"), rule)
         return body
+
+
+def _check_content_type(header: str | None, rule: BodyRule) -> None:
+    media_type = _media_type(header)
+    if media_type is None or not _accepts(media_type, rule.content_types):
+        raise UnsupportedMediaTypeError(
+            f"content type {media_type or '(none)'!r} is not accepted here; "
+            f"send one of {', '.join(sorted(rule.content_types))}",
+            details={"content_type": media_type, "accepted": sorted(rule.content_types)},
+        )
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:
