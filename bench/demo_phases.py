@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from ktrdr.cli.client import ApiClient
-from ktrdr.cli.demo import throwaway_stack
+from ktrdr.cli.demo import backtest_request, throwaway_stack
 from ktrdr.cli.operations import follow_operation
 
 DEFAULT_STRATEGY = "rsi_macd_trend"
 
 
-def _operation(client: ApiClient, path: str, strategy: str) -> dict[str, Any]:
-    started = client.post(path, json={"strategy_name": strategy})
+def _operation(client: ApiClient, path: str, request: dict[str, Any]) -> dict[str, Any]:
+    started = client.post(path, json=request)
     operation: dict[str, Any] = follow_operation(client, started["operation_id"], quiet=True)
     if operation["status"] != "completed":
         raise RuntimeError(f"{path} ended {operation['status']}: {operation.get('error_message')}")
@@ -38,10 +38,11 @@ def run(strategy: str = DEFAULT_STRATEGY) -> dict[str, Any]:
             phases["startup_s"] = time.perf_counter() - t
             with ApiClient(stack.api_url) as client:
                 t = time.perf_counter()
-                training = _operation(client, "/trainings/start", strategy)
+                training = _operation(client, "/trainings/start", {"strategy_name": strategy})
                 phases["training_s"] = time.perf_counter() - t
                 t = time.perf_counter()
-                backtest = _operation(client, "/backtests/start", strategy)
+                request = backtest_request(strategy, training.get("result") or {})
+                backtest = _operation(client, "/backtests/start", request)
                 phases["backtest_s"] = time.perf_counter() - t
         finally:
             t = time.perf_counter()

@@ -34,6 +34,7 @@ class Dataset:
     majority_class: int  # the training split's most frequent label (the class-prior baseline)
     first_timestamp: str
     last_timestamp: str
+    test_start: str | None  # first bar of the test split: where an out-of-sample backtest begins
 
     def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         rows: range = getattr(self.split, name)
@@ -83,4 +84,5 @@ def dataset_from_ohlcv(strategy: StrategyConfig, ohlcv: pd.DataFrame) -> Dataset
         majority_class=int(np.argmax(train_counts)),
         first_timestamp=ohlcv.index[rows[0]].isoformat(),
         last_timestamp=ohlcv.index[rows[-1]].isoformat(),
+        test_start=ohlcv.index[rows[split.test.start]].isoformat() if len(split.test) else None,
     )

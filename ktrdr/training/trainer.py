@@ -54,6 +54,7 @@ class TrainingResult:
     feature_names: list[str]
     duration_seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    test_start: str | None = None  # first bar of the test split (ISO): out-of-sample from there on
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (the per-epoch history is kept out; it is in the progress stream)."""
@@ -73,6 +74,7 @@ class TrainingResult:
             "samples": dict(self.samples),
             "feature_names": list(self.feature_names),
             "duration_seconds": round(self.duration_seconds, 3),
+            "test_start": self.test_start,
         }
 
 
@@ -135,6 +137,7 @@ def train_strategy(
             "samples": data.sizes(),
             "data_start": data.first_timestamp,
             "data_end": data.last_timestamp,
+            "test_start": data.test_start,
         },
     )
     version = int(path.name.rsplit("_v", 1)[1])
@@ -164,6 +167,7 @@ def train_strategy(
         feature_names=data.feature_names,
         duration_seconds=duration,
         history=outcome.history,
+        test_start=data.test_start,
     )
 
 

@@ -161,3 +161,12 @@ def test_db_upgrade_creates_the_sqlite_schema(tmp_path):
     query = "select name from sqlite_master where type='table'"
     tables = {r[0] for r in sqlite3.connect(db_file).execute(query)}
     assert "operations" in tables
+
+
+def test_demo_backtests_only_the_test_split() -> None:
+    from ktrdr.cli.demo import backtest_request
+
+    trained = {"test_start": "2021-05-04T13:00:00+00:00"}
+    assert backtest_request("s", trained) == {"strategy_name": "s", "start_date": "2021-05-04"}
+    # A strategy trained with no test split has no unseen bars: the backtest then takes its defaults.
+    assert backtest_request("s", {"test_start": None}) == {"strategy_name": "s"}

@@ -28,5 +28,7 @@ def test_demo_from_another_directory_prints_metrics_and_exits_0(tmp_path):
     assert "sharpe_ratio" in done.stdout
     assert "max_drawdown" in done.stdout
     assert "demo finished" in done.stdout
+    # The backtest covers only the bars the model never saw (its test split).
+    assert "out of sample" in done.stdout
     assert not (tmp_path / "must-not-be-used").exists()
     assert os.listdir(tmp_path) == []

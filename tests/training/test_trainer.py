@@ -12,6 +12,7 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("pandas")
 
 from ktrdr.data.sample import install_sample_data  # noqa: E402
+from ktrdr.data.store import load_ohlcv  # noqa: E402
 from ktrdr.features import feature_names  # noqa: E402
 from ktrdr.jobs import CancelToken, OperationCancelled, Progress  # noqa: E402
 from ktrdr.strategy.loader import get_strategy  # noqa: E402
@@ -67,6 +68,26 @@ def test_result_is_json_safe_and_points_at_the_stored_model(trained) -> None:
     assert meta["metrics"]["test"] == result.metrics["test"]
     assert set(meta["normalization"]) == {"columns", "mean", "std"}
     assert meta["training"]["samples"] == data["samples"]
+
+
+def test_result_says_where_the_unseen_test_bars_begin(trained, data_dir: Path) -> None:
+    """An out-of-sample backtest starts at ``test_start``: after every training and validation bar."""
+    import pandas as pd
+
+    result, _ = trained
+    assert result.test_start is not None
+    test_start = pd.Timestamp(result.test_start)
+    data = result.to_dict()
+    assert data["test_start"] == result.test_start
+    assert pd.Timestamp(data["test_start"]) > pd.Timestamp(
+        read_model_metadata(Path(data["model_path"]).parent.parent, "rsi_macd_trend", "1h")["training"][
+            "data_start"
+        ]
+    )
+    bars = load_ohlcv(data_dir, "EURUSD", "1h")
+    before = int((bars.index < test_start).sum())
+    # Train + validation + the two purge gaps all come before the test split's first bar.
+    assert before >= result.samples["train"] + result.samples["validation"]
 
 
 def test_progress_once_per_epoch_with_losses(trained) -> None:
