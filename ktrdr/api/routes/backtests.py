@@ -18,13 +18,9 @@ async def start_backtest(request: BacktestStartRequest, backend: BackendDep) -> 
 
     target = resolve_run_target(backend.settings, request.strategy_name, request.symbol, request.timeframe)
     check_model_available(backend.settings, target, request.model_path)
-    params = {
-        **run_params(request, target),
-        "initial_capital": request.initial_capital,
-        "commission": request.commission,
-        "slippage": request.slippage,
-        "model_path": request.model_path,
-    }
+    # What a backtest adds to a run request: stored with the operation and sent to the worker alike.
+    costs = request.model_dump(include={"initial_capital", "commission", "slippage", "model_path"})
+    params = {**run_params(request, target), **costs}
 
     def payload(operation_id: str) -> BacktestStart:
         return BacktestStart(
@@ -34,10 +30,7 @@ async def start_backtest(request: BacktestStartRequest, backend: BackendDep) -> 
             timeframe=target.timeframe,
             start_date=request.start_date,
             end_date=request.end_date,
-            initial_capital=request.initial_capital,
-            commission=request.commission,
-            slippage=request.slippage,
-            model_path=request.model_path,
+            **costs,
         )
 
     operation, worker = await backend.dispatcher.submit(OperationType.BACKTESTING, params, payload)
