@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from ktrdr.workers.protocol import OperationReport, OperationStatus, WorkerType
-from tests.registry.backend_fixtures import Harness, eventually, seed_dataset
+from tests.registry.backend_fixtures import Harness, StartBackend, eventually, seed_dataset
 from tests.registry.fake_worker import FakeWorker
 
 TRAIN = {"strategy_name": "rsi_macd_trend"}
@@ -135,7 +135,14 @@ async def test_operation_finished_while_the_report_was_lost_is_settled_by_the_mo
     assert (await _operation(backend, op_id))["result"] == {"ok": True}
 
 
-async def test_reregistration_settles_finished_and_forgotten_operations(backend: Harness) -> None:
+async def test_reregistration_settles_finished_and_forgotten_operations(start_backend: StartBackend) -> None:
+    # A health interval far longer than the test: only the re-registration may settle the operations
+    # (with the fixture's 50 ms interval, the health monitor sometimes noticed the loss first).
+    async with start_backend(worker_health_check_interval=60.0) as backend:
+        await _reregistration_settles(backend)
+
+
+async def _reregistration_settles(backend: Harness) -> None:
     worker, first = await _start_training(backend)
     report = worker.finish(first, OperationStatus.COMPLETED, result={"n": 1})
     response = await backend.register(worker, completed_operations=[report.model_dump(mode="json")])
