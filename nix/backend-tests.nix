@@ -2,8 +2,7 @@
 # as the lean-environment step of .ci/run (tests/nix/test_nix_static.py checks that they agree).
 [
   "tests/api"
-  "tests/operations"
-  "tests/registry"
+  "tests/control"
   "tests/strategy"
   "tests/data"
   "tests/cli"

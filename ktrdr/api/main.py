@@ -26,9 +26,9 @@ from ktrdr.api.metrics import LazyMetrics, MetricsMiddleware
 from ktrdr.api.routes import ROUTERS
 from ktrdr.api.routes.strategies import YAML_TYPES
 from ktrdr.api.state import Backend, get_backend
+from ktrdr.control.migrations import upgrade_database
 from ktrdr.errors import ConfigurationError
 from ktrdr.logs import get_logger
-from ktrdr.operations.migrations import upgrade_database
 from ktrdr.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -67,11 +67,11 @@ async def _start(
     app: FastAPI, settings: Settings, worker_transport: httpx.AsyncBaseTransport | None
 ) -> Backend:
     # Imported here, not at module level: SQLAlchemy and httpx are most of the app's import time.
-    from ktrdr.operations.lifecycle import OperationLifecycle
-    from ktrdr.operations.store import OperationStore
-    from ktrdr.workers.dispatch import Dispatcher
-    from ktrdr.workers.registry import WorkerRegistry
-    from ktrdr.workers.worker_client import WorkerClient
+    from ktrdr.control.dispatch import Dispatcher
+    from ktrdr.control.lifecycle import OperationLifecycle
+    from ktrdr.control.registry import WorkerRegistry
+    from ktrdr.control.store import OperationStore
+    from ktrdr.control.worker_client import WorkerClient
 
     check_startup_settings(settings)
     db_url = settings.resolved_db_url

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ktrdr.api.schemas import RunRequest, StartResponse
+from ktrdr.control.models import Operation
 from ktrdr.data.catalog import dataset_info
 from ktrdr.data.names import validate_symbol, validate_timeframe
-from ktrdr.operations.models import Operation
+from ktrdr.protocol import WorkerInfo
 from ktrdr.settings import Settings
 from ktrdr.strategy.loader import find_strategy_file, read_strategy
 from ktrdr.strategy.schema import StrategyConfig
 from ktrdr.training.model_storage import model_path_within, resolve_model_path
-from ktrdr.workers.protocol import WorkerInfo
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ktrdr.control.models import Operation
 from ktrdr.errors import InvalidDateRangeError
-from ktrdr.operations.models import Operation
-from ktrdr.workers.protocol import OperationType
+from ktrdr.protocol import OperationType
 
 
 class _Request(BaseModel):

@@ -16,12 +16,12 @@ from ktrdr.errors import ServiceUnavailableError
 if TYPE_CHECKING:
     # SQLAlchemy and httpx load in the lifespan, not when the app module is imported.
     from ktrdr.api.metrics import BackendMetrics
-    from ktrdr.operations.lifecycle import OperationLifecycle
-    from ktrdr.operations.store import OperationStore
+    from ktrdr.control.dispatch import Dispatcher
+    from ktrdr.control.lifecycle import OperationLifecycle
+    from ktrdr.control.registry import WorkerRegistry
+    from ktrdr.control.store import OperationStore
+    from ktrdr.control.worker_client import WorkerClient
     from ktrdr.settings import Settings
-    from ktrdr.workers.dispatch import Dispatcher
-    from ktrdr.workers.registry import WorkerRegistry
-    from ktrdr.workers.worker_client import WorkerClient
 
 
 @dataclass

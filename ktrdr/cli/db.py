@@ -14,8 +14,8 @@ def db() -> None:
 @click.option("--db-url", envvar="KTRDR_DB_URL", help="Database URL (default: SQLite under KTRDR_DATA_DIR).")
 def upgrade(db_url: str | None) -> None:
     """Migrate the database schema to the newest revision."""
+    from ktrdr.control.migrations import upgrade_database
     from ktrdr.errors import KtrdrError
-    from ktrdr.operations.migrations import upgrade_database
     from ktrdr.settings import get_settings
 
     url = db_url or get_settings().resolved_db_url

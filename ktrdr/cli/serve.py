@@ -9,11 +9,12 @@ import click
 # The ASGI app of each server role; tests/test_roles.py checks this against pyproject's role table.
 APPS: dict[str, str] = {
     "backend": "ktrdr.api.main:app",
-    "backtest-worker": "ktrdr.backtesting.backtest_worker:app",
-    "training-worker": "ktrdr.training.training_worker:app",
+    "backtest-worker": "ktrdr.worker.backtest_worker:app",
+    "training-worker": "ktrdr.worker.training_worker:app",
 }
 WORKER_ROLES = ("backtest-worker", "training-worker")
-# uvicorn stops waiting for open requests after this; workers then stop their operation (see workers.app).
+# uvicorn stops waiting for open requests after this; workers then stop their operation
+# (see ktrdr.worker.app).
 GRACEFUL_SHUTDOWN_S = 5
 
 
@@ -28,7 +29,7 @@ def serve(role: str, host: str | None, port: int | None) -> None:
     settings = get_settings()
     if role in WORKER_ROLES:
         from ktrdr.errors import MissingDependencyError
-        from ktrdr.workers.deps_check import check_ml_dependencies
+        from ktrdr.worker.deps_check import check_ml_dependencies
 
         try:
             check_ml_dependencies(role)

@@ -1,3 +1,3 @@
-"""The backend test fixtures (see tests/registry/backend_fixtures.py)."""
+"""The backend test fixtures (see tests/control/backend_fixtures.py)."""
 
-from tests.registry.backend_fixtures import backend, pool, start_backend  # noqa: F401
+from tests.control.backend_fixtures import backend, pool, start_backend  # noqa: F401

@@ -11,8 +11,8 @@ from pydantic import SecretStr
 
 from ktrdr.api.main import create_app
 from ktrdr.errors import ConfigurationError
-from ktrdr.workers.protocol import WorkerType
-from tests.registry.backend_fixtures import (
+from ktrdr.protocol import WorkerType
+from tests.control.backend_fixtures import (
     SAMPLE_CSV,
     Harness,
     StartBackend,

@@ -20,7 +20,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 from ktrdr.api.main import create_app  # noqa: E402
-from tests.registry.backend_fixtures import make_settings, seed_dataset  # noqa: E402
+from tests.control.backend_fixtures import make_settings, seed_dataset  # noqa: E402
 
 # The spec is static: it can be generated without starting the app.
 schema = schemathesis.openapi.from_dict(create_app(make_settings(Path("/nonexistent"))).openapi())

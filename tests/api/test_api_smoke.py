@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.registry.backend_fixtures import Harness
+from tests.control.backend_fixtures import Harness
 
 
 async def test_health_reports_database_and_workers(backend: Harness) -> None:

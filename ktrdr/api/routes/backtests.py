@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from ktrdr.api.schemas import BacktestStartRequest, StartResponse
 from ktrdr.api.state import BackendDep
-from ktrdr.workers.protocol import BacktestStart, OperationType
+from ktrdr.protocol import BacktestStart, OperationType
 
 router = APIRouter(prefix="/backtests", tags=["backtests"])
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Query
 from ktrdr.api.schemas import OperationListResponse, OperationResponse
 from ktrdr.api.state import BackendDep
 from ktrdr.errors import BadRequestError
-from ktrdr.workers.protocol import OperationReport, OperationStatus, OperationType
+from ktrdr.protocol import OperationReport, OperationStatus, OperationType
 
 router = APIRouter(prefix="/operations", tags=["operations"])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from ktrdr.api.schemas import StartResponse, TrainingStartRequest
 from ktrdr.api.state import BackendDep
-from ktrdr.workers.protocol import OperationType, TrainingStart
+from ktrdr.protocol import OperationType, TrainingStart
 
 router = APIRouter(prefix="/trainings", tags=["trainings"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Path
 
 from ktrdr.api.state import BackendDep
-from ktrdr.workers.protocol import WorkerInfo, WorkerRegistration, WorkerStatus, WorkerType
+from ktrdr.protocol import WorkerInfo, WorkerRegistration, WorkerStatus, WorkerType
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 

@@ -1,0 +1,128 @@
+"""The backend's HTTP calls to one worker (health, start, operation status, cancel), per the protocol.
+
+Every call takes the worker's ``endpoint_url``; one shared ``httpx.AsyncClient`` (with an
+injectable transport for tests) serves all workers. Transport failures surface as
+``httpx.HTTPError``; answers the protocol does not allow surface as :class:`WorkerError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from ktrdr.errors import WorkerError
+from ktrdr.protocol import OperationReport, OperationType, StartAccepted, WorkerHealth
+
+START_PATHS: dict[OperationType, str] = {
+    OperationType.TRAINING: "/training/start",
+    OperationType.BACKTESTING: "/backtests/start",
+}
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """How a worker answered a start request: accepted, busy (503), or refused for another reason."""
+
+    accepted: bool
+    busy: bool = False
+    status_code: int = 200
+    message: str = ""
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and "message" in error:
+            return str(error["message"])
+        if "detail" in body:
+            return str(body["detail"])[:500]
+    return f"HTTP {response.status_code}"
+
+
+def _parse[M: BaseModel](model: type[M], response: httpx.Response, what: str) -> M:
+    try:
+        return model.model_validate(response.json())
+    except (ValueError, PydanticValidationError) as exc:
+        raise WorkerError(
+            f"worker answered {what} with a body the protocol does not allow",
+            details={"url": str(response.request.url), "status": response.status_code},
+        ) from exc
+
+
+class WorkerClient:
+    """Backend -> worker calls (see :mod:`ktrdr.protocol`)."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def health(self, endpoint_url: str) -> WorkerHealth:
+        response = await self._http.get(f"{endpoint_url.rstrip('/')}/health")
+        if response.status_code != 200:
+            raise WorkerError(
+                f"worker health check answered HTTP {response.status_code}",
+                details={"endpoint_url": endpoint_url, "status": response.status_code},
+            )
+        return _parse(WorkerHealth, response, "GET /health")
+
+    async def start(
+        self, endpoint_url: str, operation_type: OperationType, payload: BaseModel
+    ) -> StartOutcome:
+        url = f"{endpoint_url.rstrip('/')}{START_PATHS[operation_type]}"
+        response = await self._http.post(url, json=payload.model_dump(mode="json"))
+        if response.status_code == 503:
+            return StartOutcome(accepted=False, busy=True, status_code=503, message=_message(response))
+        if response.status_code >= 300:
+            return StartOutcome(accepted=False, status_code=response.status_code, message=_message(response))
+        _parse(StartAccepted, response, f"POST {START_PATHS[operation_type]}")
+        return StartOutcome(accepted=True, status_code=response.status_code)
+
+    async def get_operation(
+        self, endpoint_url: str, operation_id: str, *, wait_s: float | None = None
+    ) -> OperationReport | None:
+        """The worker's report on ``operation_id``; None when the worker does not know it (404).
+
+        ``wait_s`` overrides the client's timeout (progress pulls on a user's GET wait less).
+        """
+        kwargs: dict[str, Any] = {"timeout": wait_s} if wait_s is not None else {}
+        response = await self._http.get(
+            f"{endpoint_url.rstrip('/')}/api/v1/operations/{operation_id}", **kwargs
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise WorkerError(
+                f"worker answered HTTP {response.status_code} for operation {operation_id}",
+                details={"endpoint_url": endpoint_url, "status": response.status_code},
+            )
+        return _parse(OperationReport, response, "GET /api/v1/operations/{id}")
+
+    async def cancel(self, endpoint_url: str, operation_id: str, reason: str) -> OperationReport | None:
+        """Ask the worker to cancel; None when it does not know the operation (404)."""
+        response = await self._http.delete(
+            f"{endpoint_url.rstrip('/')}/api/v1/operations/{operation_id}/cancel", params={"reason": reason}
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 300:
+            raise WorkerError(
+                f"worker refused to cancel operation {operation_id}: {_message(response)}",
+                details={"endpoint_url": endpoint_url, "status": response.status_code},
+            )
+        return _parse(OperationReport, response, "DELETE /api/v1/operations/{id}/cancel")

@@ -1,0 +1,149 @@
+"""The wire contract between the backend and its workers (pydantic models, no heavy imports).
+
+Both sides import this module: the control plane (:mod:`ktrdr.control`) and the worker process
+(:mod:`ktrdr.worker`). It imports neither, nor anything else of ktrdr (pyproject.toml's import
+contracts hold that).
+
+Worker -> backend:
+  POST {backend}/api/v1/workers/register          body WorkerRegistration -> WorkerInfo
+  GET  {backend}/api/v1/workers/{worker_id}       404 when the backend forgot it -> re-register
+  PATCH {backend}/api/v1/operations/{id}/status   body OperationReport: final status pushed by the worker
+Backend -> worker:
+  GET    {worker}/health                           -> WorkerHealth (polled every health interval)
+  POST   {worker}/backtests/start                  body BacktestStart -> StartAccepted (503 when busy)
+  POST   {worker}/training/start                   body TrainingStart -> StartAccepted (503 when busy)
+  GET    {worker}/api/v1/operations/{id}           -> OperationReport (progress pulled while running)
+  DELETE {worker}/api/v1/operations/{id}/cancel    ?reason=... -> OperationReport
+
+Strategies travel as YAML text inside the start request, so workers need no strategy store. OHLCV
+data and models live in the workers' own data and models directories (a shared volume in a
+deployment); see docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class WorkerType(StrEnum):
+    BACKTESTING = "backtesting"
+    TRAINING = "training"
+
+
+class OperationType(StrEnum):
+    TRAINING = "training"
+    BACKTESTING = "backtesting"
+
+
+class OperationStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (OperationStatus.COMPLETED, OperationStatus.FAILED, OperationStatus.CANCELLED)
+
+
+OPERATION_FOR_WORKER: dict[OperationType, WorkerType] = {
+    OperationType.TRAINING: WorkerType.TRAINING,
+    OperationType.BACKTESTING: WorkerType.BACKTESTING,
+}
+
+
+class ProgressModel(BaseModel):
+    """Mirror of :class:`ktrdr.jobs.Progress` on the wire."""
+
+    percentage: float = 0.0
+    current_step: str = ""
+    steps_completed: int = 0
+    steps_total: int = 0
+    items_processed: int = 0
+    items_total: int = 0
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class OperationReport(BaseModel):
+    """What a worker knows about one operation it ran or runs."""
+
+    operation_id: str
+    status: OperationStatus
+    progress: ProgressModel = Field(default_factory=ProgressModel)
+    result: dict[str, Any] | None = None
+    error_message: str | None = None
+    started_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+
+
+class WorkerRegistration(BaseModel):
+    worker_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    worker_type: WorkerType
+    endpoint_url: str = Field(pattern=r"^https?://", max_length=2048)
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+    current_operation_id: str | None = None
+    completed_operations: list[OperationReport] = Field(default_factory=list)
+
+
+class WorkerStatus(StrEnum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"
+
+
+class WorkerInfo(BaseModel):
+    worker_id: str
+    worker_type: WorkerType
+    endpoint_url: str
+    status: WorkerStatus
+    current_operation_id: str | None = None
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+    registered_at: dt.datetime
+    last_health_check: dt.datetime | None = None
+    last_healthy_at: dt.datetime | None = None
+    last_dispatched_at: dt.datetime | None = None
+    health_check_failures: int = 0
+
+
+class WorkerHealth(BaseModel):
+    healthy: bool
+    service: str
+    worker_id: str
+    worker_type: WorkerType
+    status: str = "operational"
+    worker_status: str  # "busy" | "idle"
+    current_operation: str | None = None
+    timestamp: dt.datetime
+
+
+class BacktestStart(BaseModel):
+    operation_id: str
+    strategy_yaml: str
+    symbol: str
+    timeframe: str
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    initial_capital: float = 100_000.0
+    commission: float = 0.001
+    slippage: float = 0.0005
+    model_path: str | None = None
+
+
+class TrainingStart(BaseModel):
+    operation_id: str
+    strategy_yaml: str
+    symbol: str | None = None
+    timeframe: str | None = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+
+
+class StartAccepted(BaseModel):
+    success: bool = True
+    operation_id: str
+    status: str = "started"

@@ -1,0 +1,174 @@
+"""The worker base app shared by the backtest and the training worker.
+
+:func:`create_worker_app` returns a FastAPI app with the endpoints every worker has (``/``,
+``/health``, operation status, list and cancel) and a lifespan that checks the compute
+dependencies, registers with the backend in the background, keeps the registration alive and,
+on shutdown (SIGTERM through uvicorn), stops the running operation and reports its final status.
+Each worker module adds its own ``POST .../start`` route, handing :meth:`WorkerRuntime.start` the
+compute to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from ktrdr import __version__
+from ktrdr.errors import KtrdrError, error_envelope
+from ktrdr.protocol import OperationReport, WorkerHealth, WorkerRegistration, WorkerType
+from ktrdr.settings import Settings, get_settings
+from ktrdr.worker.backend_client import BackendClient
+from ktrdr.worker.registration import Registrar, resolve_endpoint_url, resolve_worker_id
+from ktrdr.worker.runtime import WorkerRuntime
+
+log = structlog.get_logger(__name__)
+
+# Container runtimes give 30 s between SIGTERM and SIGKILL; stop well inside that.
+SHUTDOWN_BUDGET_S = 20.0
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    worker_id: str
+    worker_type: WorkerType
+    service: str
+    endpoint_url: str
+    capabilities: dict[str, Any]
+
+
+def worker_runtime(app: FastAPI) -> WorkerRuntime:
+    runtime: WorkerRuntime = app.state.runtime
+    return runtime
+
+
+def create_worker_app(
+    *,
+    worker_type: WorkerType,
+    service: str,
+    default_port: int,
+    capabilities: Callable[[], dict[str, Any]] = dict,
+    check_dependencies: Callable[[], None] | None = None,
+    settings: Callable[[], Settings] = get_settings,
+    backend_transport: httpx.AsyncBaseTransport | None = None,
+    registration_backoff: float = 1.0,
+) -> FastAPI:
+    """Build a worker app; ``service`` is its role name (``backtest-worker`` / ``training-worker``)."""
+    runtime = WorkerRuntime(report_initial_backoff=registration_backoff)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if check_dependencies is not None:
+            check_dependencies()
+        cfg = settings()
+        port = cfg.worker_port or default_port
+        identity = WorkerIdentity(
+            worker_id=resolve_worker_id(cfg, worker_type),
+            worker_type=worker_type,
+            service=service,
+            endpoint_url=resolve_endpoint_url(cfg, port),
+            capabilities=capabilities(),
+        )
+        app.state.identity = identity
+        token = cfg.api_token.get_secret_value() if cfg.api_token else None
+        client = BackendClient(
+            cfg.backend_base_url,
+            api_prefix=cfg.api_prefix,
+            token=token,
+            timeout=cfg.worker_health_check_timeout,
+            transport=backend_transport,
+        )
+        runtime.backend = client
+
+        def registration() -> WorkerRegistration:
+            return WorkerRegistration(
+                worker_id=identity.worker_id,
+                worker_type=worker_type,
+                endpoint_url=identity.endpoint_url,
+                capabilities=identity.capabilities,
+                current_operation_id=runtime.current_operation_id,
+                completed_operations=runtime.finished_reports(),
+            )
+
+        registrar = Registrar(
+            client,
+            registration,
+            health_interval=cfg.worker_health_check_interval,
+            initial_backoff=registration_backoff,
+        )
+        app.state.registrar = registrar
+        registering = asyncio.create_task(registrar.run(), name="worker-registration")
+        log.info("worker.started", worker_id=identity.worker_id, service=service, url=identity.endpoint_url)
+        try:
+            yield
+        finally:
+            registering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await registering
+            await runtime.shutdown(SHUTDOWN_BUDGET_S)
+            await client.aclose()
+            log.info("worker.stopped", worker_id=identity.worker_id)
+
+    app = FastAPI(title=f"ktrdr {service}", version=__version__, lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.exception_handler(KtrdrError)
+    async def _ktrdr_error(_: Request, exc: KtrdrError) -> JSONResponse:
+        return JSONResponse(exc.to_envelope(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        return JSONResponse(error_envelope("VALIDATION_ERROR", message, {"errors": errors}), status_code=422)
+
+    @app.get("/")
+    async def root(request: Request) -> dict[str, Any]:
+        identity: WorkerIdentity = request.app.state.identity
+        return {
+            "service": service,
+            "version": __version__,
+            "status": "operational",
+            "worker_id": identity.worker_id,
+        }
+
+    @app.get("/health")
+    async def health(request: Request) -> WorkerHealth:
+        identity: WorkerIdentity = request.app.state.identity
+        request.app.state.registrar.health_checked()
+        current = runtime.current_operation_id
+        return WorkerHealth(
+            healthy=True,
+            service=service,
+            worker_id=identity.worker_id,
+            worker_type=worker_type,
+            worker_status="busy" if current else "idle",
+            current_operation=current,
+            timestamp=dt.datetime.now(dt.UTC),
+        )
+
+    @app.get("/api/v1/operations")
+    async def list_operations() -> list[OperationReport]:
+        return runtime.reports()
+
+    @app.get("/api/v1/operations/{operation_id}")
+    async def get_operation(operation_id: str) -> OperationReport:
+        return runtime.get(operation_id)
+
+    @app.delete("/api/v1/operations/{operation_id}/cancel")
+    async def cancel_operation(
+        operation_id: str, reason: str = Query("cancelled by user", max_length=500)
+    ) -> OperationReport:
+        return await runtime.cancel(operation_id, reason)
+
+    return app

@@ -1,0 +1,125 @@
+"""Who a worker is (id, public URL) and how it stays registered with the backend.
+
+A worker registers in the background as soon as it starts serving, retrying with jittered
+exponential backoff (1 s doubling to 30 s; a 503 from a backend that is starting or stopping is
+just another retry). Afterwards it watches the backend's health polls: when none has arrived for
+more than three health intervals it asks the backend whether it still knows this worker, and
+registers again on a 404 (the backend restarted or dropped it), carrying its current operation
+and its finished operations so the backend can reconcile them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable
+
+import structlog
+
+from ktrdr.protocol import WorkerRegistration, WorkerType
+from ktrdr.settings import Settings
+from ktrdr.worker.backend_client import BackendClient, Outcome
+
+log = structlog.get_logger(__name__)
+
+
+def default_worker_id(worker_type: WorkerType, hostname: str | None = None) -> str:
+    """``{type}-{hostname}-{hex6}``, with the hostname reduced to the characters ids allow."""
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", hostname or socket.gethostname()).strip("-.") or "host"
+    return f"{worker_type.value}-{host[:64]}-{secrets.token_hex(3)}"
+
+
+def resolve_worker_id(settings: Settings, worker_type: WorkerType) -> str:
+    return settings.worker_id or default_worker_id(worker_type)
+
+
+def resolve_endpoint_url(settings: Settings, port: int) -> str:
+    """KTRDR_WORKER_PUBLIC_BASE_URL when set (containers behind a service name), else host:port."""
+    if settings.worker_public_base_url:
+        return settings.worker_public_base_url.rstrip("/")
+    return f"http://{settings.worker_host}:{port}"
+
+
+def backoff_delays(initial: float = 1.0, maximum: float = 30.0) -> Callable[[int], float]:
+    """attempt -> seconds: ``initial * 2**attempt`` capped at ``maximum``, jittered down by up to half."""
+
+    def delay(attempt: int) -> float:
+        base = min(maximum, initial * (2 ** min(attempt, 30)))
+        return base * random.uniform(0.5, 1.0)
+
+    return delay
+
+
+class Registrar:
+    """Registers the worker and keeps it registered (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: BackendClient,
+        registration: Callable[[], WorkerRegistration],
+        *,
+        health_interval: float,
+        initial_backoff: float = 1.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self._client = client
+        self._registration = registration
+        self._health_interval = health_interval
+        self._delay = backoff_delays(initial_backoff, max_backoff)
+        self.registered = asyncio.Event()
+        self.registrations = 0
+        self._last_contact = time.monotonic()
+
+    def health_checked(self) -> None:
+        """Called on every GET /health: the backend is polling us, so it knows us."""
+        self._last_contact = time.monotonic()
+
+    @property
+    def silent_for(self) -> float:
+        return time.monotonic() - self._last_contact
+
+    async def register(self) -> None:
+        """Register, retrying until the backend accepts (never gives up: a worker without a backend idles)."""
+        attempt = 0
+        while True:
+            payload = self._registration()
+            outcome, reason = await self._client.register(payload)
+            if outcome is Outcome.OK:
+                self.registrations += 1
+                self._last_contact = time.monotonic()
+                self.registered.set()
+                log.info(
+                    "worker.registered",
+                    worker_id=payload.worker_id,
+                    endpoint_url=payload.endpoint_url,
+                    current_operation_id=payload.current_operation_id,
+                    completed_operations=len(payload.completed_operations),
+                )
+                return
+            wait = self._delay(attempt)
+            level = log.error if outcome is Outcome.REJECTED else log.warning
+            level("worker.registration_failed", reason=reason, outcome=outcome.value, retry_s=round(wait, 2))
+            attempt += 1
+            await asyncio.sleep(wait)
+
+    async def run(self) -> None:
+        """Register, then re-register whenever the backend has forgotten us. Runs until cancelled."""
+        await self.register()
+        while True:
+            await asyncio.sleep(self._health_interval)
+            if self.silent_for <= 3 * self._health_interval:
+                continue
+            worker_id = self._registration().worker_id
+            outcome = await self._client.is_registered(worker_id)
+            if outcome is Outcome.GONE:
+                silent = round(self.silent_for, 1)
+                log.warning("worker.forgotten_by_backend", worker_id=worker_id, silent_for_s=silent)
+                self.registered.clear()
+                await self.register()
+            elif outcome is Outcome.OK:
+                # Known but not polled (a slow backend): nothing to repair; don't ask again at once.
+                self._last_contact = time.monotonic()

@@ -1,0 +1,93 @@
+"""Self-registration: backoff, re-registration when forgotten, identity, token, dependency check."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from worker_harness import FakeBackend, wait_until
+
+from ktrdr.errors import MissingDependencyError
+from ktrdr.protocol import WorkerType
+from ktrdr.settings import Settings
+from ktrdr.worker.deps_check import check_ml_dependencies
+from ktrdr.worker.registration import backoff_delays, default_worker_id, resolve_endpoint_url
+
+
+def test_registration_retries_through_unavailable_and_unreachable_backend(make_worker):
+    backend = FakeBackend(register_statuses=[503, 502, 200])
+    w = make_worker(backend)
+    with w.client:
+        wait_until(lambda: w.app.state.registrar.registered.is_set())
+    assert len(backend.bodies("POST", "/register")) == 3
+
+
+def test_reregisters_with_finished_operations_when_the_backend_forgot_it(make_worker):
+    # No health polls arrive (nobody polls in this test), so after 3 intervals the worker asks the
+    # backend about itself; the 404 means "forgotten" and it registers again with its history.
+    backend = FakeBackend(worker_statuses=[404])
+    w = make_worker(backend, worker_health_check_interval=0.05)
+    w.compute.release.set()
+    with w.client as client:
+        wait_until(lambda: w.app.state.registrar.registered.is_set())
+        client.post("/training/start", json={"operation_id": "op_done"})
+        wait_until(lambda: client.get("/api/v1/operations/op_done").json()["status"] == "completed")
+        wait_until(lambda: len(backend.bodies("POST", "/register")) >= 2)
+    again = backend.bodies("POST", "/register")[1]
+    assert [r["operation_id"] for r in again["completed_operations"]] == ["op_done"]
+    assert again["completed_operations"][0]["status"] == "completed"
+    assert any(m == "GET" and p == "/api/v1/workers/training-test-abc123" for m, p, _, _ in backend.calls)
+
+
+def test_health_polls_keep_the_worker_from_asking_the_backend(make_worker):
+    backend = FakeBackend(worker_statuses=[404])
+    w = make_worker(backend, worker_health_check_interval=0.05)
+    with w.client as client:
+        wait_until(lambda: w.app.state.registrar.registered.is_set())
+        for _ in range(30):
+            client.get("/health")
+    assert not any(m == "GET" and p.startswith("/api/v1/workers/") for m, p, _, _ in backend.calls)
+
+
+def test_bearer_token_is_sent_when_configured(make_worker):
+    w = make_worker(api_token="s3cret")
+    with w.client:
+        wait_until(lambda: w.backend.bodies("POST", "/register"))
+    headers = next(h for m, p, _, h in w.backend.calls if p.endswith("/register"))
+    assert headers["authorization"] == "Bearer s3cret"
+
+
+def test_no_authorization_header_without_a_token(make_worker):
+    w = make_worker()
+    with w.client:
+        wait_until(lambda: w.backend.bodies("POST", "/register"))
+    headers = next(h for m, p, _, h in w.backend.calls if p.endswith("/register"))
+    assert "authorization" not in headers
+
+
+def test_default_worker_id_names_type_and_host():
+    worker_id = default_worker_id(WorkerType.BACKTESTING, hostname="gpu box/1")
+    assert re.fullmatch(r"backtesting-gpu-box-1-[0-9a-f]{6}", worker_id)
+    assert default_worker_id(WorkerType.TRAINING) != default_worker_id(WorkerType.TRAINING)
+
+
+def test_endpoint_url_prefers_the_public_base_url():
+    assert resolve_endpoint_url(Settings(worker_host="10.0.0.5"), 5003) == "http://10.0.0.5:5003"
+    public = Settings(worker_public_base_url="http://backtest-worker:5003/")
+    assert resolve_endpoint_url(public, 9999) == "http://backtest-worker:5003"
+
+
+def test_backoff_doubles_from_one_second_to_a_thirty_second_cap_with_jitter():
+    delay = backoff_delays(1.0, 30.0)
+    for attempt, ceiling in [(0, 1.0), (1, 2.0), (3, 8.0), (5, 30.0), (40, 30.0)]:
+        samples = [delay(attempt) for _ in range(20)]
+        assert all(ceiling / 2 <= s <= ceiling for s in samples)
+        assert len(set(samples)) > 1
+
+
+def test_dependency_check_names_the_missing_module():
+    with pytest.raises(MissingDependencyError) as caught:
+        check_ml_dependencies("backtest-worker", modules=("json", "ktrdr_no_such_module"))
+    assert "backtest-worker needs the 'ml' extra" in caught.value.message
+    assert "No module named 'ktrdr_no_such_module'" in caught.value.message
+    assert caught.value.details["module"] == "ktrdr_no_such_module"
