@@ -1,8 +1,7 @@
 """The wire contract between the backend and its workers (pydantic models, no heavy imports).
 
 Both sides import this module: the control plane (:mod:`ktrdr.control`) and the worker process
-(:mod:`ktrdr.worker`). It imports neither, nor anything else of ktrdr (pyproject.toml's import
-contracts hold that).
+(:mod:`ktrdr.worker`). It imports neither (the layers contract in pyproject.toml holds that).
 
 Worker -> backend:
   POST {backend}/api/v1/workers/register          body WorkerRegistration -> WorkerInfo

@@ -151,7 +151,15 @@ def test_the_backend_image_is_rebuilt_and_compared() -> None:
 def test_ci_runs_lint_tests_and_nix_from_the_lock() -> None:
     jobs = load_yaml(WORKFLOWS / "ci.yml")["jobs"]
     python = step_runs(jobs["python"])
-    for command in ("uv sync --locked", "ruff check", "ruff format --check", "mypy", "pytest", "zizmor"):
+    for command in (
+        "uv sync --locked",
+        "ruff check",
+        "ruff format --check",
+        "mypy",
+        "lint-imports",
+        "pytest",
+        "zizmor",
+    ):
         assert command in python
     setup_uv = next(s for s in jobs["python"]["steps"] if s.get("uses", "").startswith("astral-sh/setup-uv@"))
     assert setup_uv["with"]["python-version"] == "3.13"
