@@ -51,10 +51,11 @@ def test_worker_cpu_sbom_names_the_cpu_wheel_and_no_cuda(arch: str) -> None:
 
 
 @needs_uv
-def test_worker_gpu_sbom_keeps_the_cuda_packages() -> None:
+def test_worker_gpu_sbom_keeps_the_cuda_packages_but_not_triton() -> None:
     names = component_names(image_sbom.image_sbom("worker-gpu", "amd64"))
     assert "torch" in names
     assert any(n.startswith("nvidia-") for n in names)
+    assert "triton" not in names, "nix/torch-variants.json drops triton from the CUDA torch"
 
 
 def test_sbom_refuses_an_architecture_the_image_is_not_built_for() -> None:
