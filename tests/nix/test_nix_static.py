@@ -130,7 +130,8 @@ def lock_problems(lock: dict, inputs: dict) -> list[str]:
         if node_name is None:
             continue
         nested = nodes[node_name].get("inputs", {})
-        follows = {sub: s["follows"].split("/") for sub, s in spec.get("inputs", {}).items() if "follows" in s}
+        declared = spec.get("inputs", {})
+        follows = {sub: s["follows"].split("/") for sub, s in declared.items() if "follows" in s}
         for sub, path in follows.items():
             if nested.get(sub) != path:
                 problems.append(f"{name}/{sub}: lock has {nested.get(sub)!r}, flake.nix follows {path}")
@@ -147,7 +148,7 @@ def lock_problems(lock: dict, inputs: dict) -> list[str]:
                 problems.append(f"{name}/{sub}: node {own!r} is {original}, not {owner}/{repo}")
         unexplained = set(nested) - set(follows) - set(OWN_NESTED_INPUTS.get(name, {}))
         if unexplained:
-            problems.append(f"{name}: lock has nested inputs {sorted(unexplained)} flake.nix does not explain")
+            problems.append(f"{name}: nested inputs {sorted(unexplained)} that flake.nix does not explain")
     orphans = set(nodes) - reachable
     if orphans:
         problems.append(f"nodes nothing points at: {sorted(orphans)}")
