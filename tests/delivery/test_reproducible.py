@@ -122,11 +122,11 @@ FAKE_NIX = """\
 import json, os, sys
 scenario = json.load(open(os.environ["FAKE_NIX_SCENARIO"]))
 args = sys.argv[1:]
+with open(scenario["calls"], "a") as calls:
+    calls.write(json.dumps([os.path.basename(sys.argv[0]), *args]) + "\\n")
 if os.path.basename(sys.argv[0]) == "nix-store":
     print("\\n".join(scenario["requisites"]))
 elif "--rebuild" in args:
-    with open(scenario["calls"], "a") as calls:
-        calls.write(json.dumps(args) + "\\n")
     for out in scenario.get("differ", []):
         check = out + ".check"
         os.makedirs(check, exist_ok=True)
@@ -181,8 +181,12 @@ def fake_nix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return write
 
 
-def rebuild_calls(scenario: dict) -> list[list[str]]:
+def calls(scenario: dict) -> list[list[str]]:
     return [json.loads(line) for line in Path(scenario["calls"]).read_text().splitlines()]
+
+
+def rebuild_calls(scenario: dict) -> list[list[str]]:
+    return [call for call in calls(scenario) if "--rebuild" in call]
 
 
 def test_the_step_passes_when_every_rebuild_is_identical(fake_nix, tmp_path: Path) -> None:
@@ -199,6 +203,8 @@ def test_the_step_passes_when_every_rebuild_is_identical(fake_nix, tmp_path: Pat
     ]
     text = summary.read_text()
     assert "Rebuilt 3 derivations" in text and "bit-identical" in text
+    flake_calls = [call for call in calls(scenario) if ".#backend-image" in call]
+    assert flake_calls and all("--no-update-lock-file" in call for call in flake_calls), "a stale lock fails"
 
 
 def test_the_step_fails_and_names_the_file_when_two_outputs_differ(fake_nix, tmp_path: Path) -> None:
