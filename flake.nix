@@ -22,10 +22,11 @@
       inputs.nixpkgs.follows = "nixpkgs";
     };
 
-    nix2container = {
-      url = "github:nlewo/nix2container";
-      inputs.nixpkgs.follows = "nixpkgs";
-    };
+    # nix2container keeps its own nixpkgs (locked from its flake.lock): its default.nix patches the
+    # vendor tree of that nixpkgs' skopeo with a fixed patch and pins nix2container-bin's Go
+    # vendorHash, both tested only against that pin. Following our nixpkgs could break the skopeo
+    # build (push, copyToDockerDaemon) on any nixpkgs bump. Cost: a second nixpkgs for those tools.
+    nix2container.url = "github:nlewo/nix2container";
   };
 
   # Wiring only: the logic lives in nix/. `lib` needs nothing but nixpkgs' lib, so it also

@@ -1,13 +1,19 @@
 """Lock-derived image sizes (no Nix needed): per image role and architecture, which packages its
 environment holds and how many wheel bytes they are, read from uv.lock (which records wheel sizes) and
-nix/torch-cpu-wheels.json (the CPU torch). Mirrors nix/torch.nix: the CPU variant drops torch's
-CUDA-only dependencies (nvidia-*, cuda-*, triton), the CUDA variant drops triton."""
+nix/torch-cpu-wheels.json (the CPU torch). Mirrors nix/torch.nix through the table both read,
+nix/torch-variants.json: the CPU variant drops torch's CUDA-only dependencies (nvidia-*, cuda-*,
+triton) and swaps torch for the CPU wheel, the CUDA variant drops triton.
+
+``python -m bench.lock_sizes`` prints these figures as JSON (the images workflow's summary puts them
+next to the real image sizes).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,12 +25,33 @@ from packaging.utils import parse_wheel_filename
 REPO = Path(__file__).resolve().parents[1]
 ARCHES = ("x86_64", "aarch64")
 MB = 1_000_000
-# What nix/torch.nix's CUDA overlay drops from torch's dependencies (cudaDroppedDependencies).
-CUDA_DROPPED = frozenset({"triton"})
+PYTHON_TAG = "cp313"
+
+
+@cache
+def variants() -> dict[str, Any]:
+    """nix/torch-variants.json: what each torch variant drops from torch's dependencies and swaps."""
+    table: dict[str, Any] = json.loads((REPO / "nix" / "torch-variants.json").read_text())
+    return table
+
+
+def _in_group(group: str, name: str) -> bool:
+    spec = variants()["groups"][group]
+    return name.startswith(tuple(spec["prefixes"])) or name in spec["names"]
+
+
+def dropped_in(variant: str, name: str) -> bool:
+    """Whether the ``variant`` ("none", "cpu", "cuda") drops ``name`` from torch's dependencies."""
+    keys = variants()["variants"][variant]["drop"]
+    return any(_in_group(k[1:], name) if k.startswith("@") else k == name for k in keys)
 
 
 def is_cuda_only(name: str) -> bool:
-    return name.startswith(("nvidia-", "cuda-")) or name == "triton"
+    return _in_group("cuda-only", name)
+
+
+# What nix/torch.nix's CUDA overlay drops from torch's dependencies by name (cudaDroppedDependencies).
+CUDA_DROPPED = frozenset(k for k in variants()["variants"]["cuda"]["drop"] if not k.startswith("@"))
 
 
 @cache
@@ -75,6 +102,8 @@ def wheel_size(package: dict[str, Any], arch: str) -> int:
 @dataclass
 class Closure:
     packages: dict[str, int]  # name -> wheel bytes (ktrdr itself counts 0)
+    # name -> the wheel whose size stands in where the exact one is not known
+    stand_ins: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -99,6 +128,8 @@ def resolve(role: dict[str, Any], arch: str) -> Closure:
         return "marker" not in dep or Marker(dep["marker"]).evaluate(env)
 
     seen: dict[str, int] = {}
+    stand_ins: dict[str, str] = {}
+    variant = role["torch"]
     todo: list[tuple[dict[str, Any], list[str]]] = [(by_name["ktrdr"][0], role["extras"])]
     while todo:
         package, extras = todo.pop()
@@ -109,22 +140,53 @@ def resolve(role: dict[str, Any], arch: str) -> Closure:
         deps = (package.get("dependencies", []) if first else []) + [
             dep for extra in extras for dep in package.get("optional-dependencies", {}).get(extra, [])
         ]
-        if name == "torch" and role["torch"] == "cpu":
-            deps = [dep for dep in deps if not is_cuda_only(dep["name"])]
-            seen[name] = cpu_torch_size(package["version"], arch)
-        if name == "torch" and role["torch"] == "cuda":
-            deps = [dep for dep in deps if dep["name"] not in CUDA_DROPPED]
+        if name == "torch":
+            deps = [dep for dep in deps if not dropped_in(variant, dep["name"])]
+            if first and "torch" in variants()["variants"][variant]["swap"]:
+                seen[name], source = cpu_torch_size(package["version"], arch)
+                if source != f"{package['version']} {PYTHON_TAG}-{arch}":
+                    stand_ins[name] = source
         for dep in deps:
             if applies(dep):
                 todo.append((pick(dep), dep.get("extra", [])))
-    return Closure(seen)
+    return Closure(seen, stand_ins)
 
 
-def cpu_torch_size(version: str, arch: str) -> int:
-    table = json.loads((REPO / "nix" / "torch-cpu-wheels.json").read_text())
-    size = table["wheels"][version][f"cp313-{arch}"]["size"]
-    # The table lacks some sizes (the aarch64 wheels); count those as unknown, i.e. 0, and say so below.
-    return size or 0
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def cpu_torch_size(version: str, arch: str, wheels: dict[str, Any] | None = None) -> tuple[int, str]:
+    """Bytes of the CPU torch wheel of ``version`` for cp313 on ``arch``, and which wheel they are of.
+
+    nix/torch-cpu-wheels.json lacks some sizes (the aarch64 2.14.0 wheels: their index is not reachable
+    from here and no public lock file records them). Then the nearest wheel of the same architecture
+    whose size is known stands in (the closest version, then the closest Python), named in the
+    result so that every figure built on it can say so. ``wheels`` replaces the table (tests).
+    """
+    if wheels is None:
+        wheels = json.loads((REPO / "nix" / "torch-cpu-wheels.json").read_text())
+    table = wheels["wheels"]
+    key = f"{PYTHON_TAG}-{arch}"
+    if size := table[version][key].get("size"):
+        return int(size), f"{version} {key}"
+    known = [
+        (v, k, int(entry["size"]))
+        for v, entries in table.items()
+        for k, entry in entries.items()
+        if k.endswith(f"-{arch}") and entry.get("size")
+    ]
+    if not known:
+        raise LookupError(f"no CPU torch wheel for {arch} has a known size in nix/torch-cpu-wheels.json")
+    target = _version_key(version)
+
+    def distance(item: tuple[str, str, int]) -> tuple[tuple[int, ...], int]:
+        v, k, _ = item
+        version_gap = tuple(abs(a - b) for a, b in zip(_version_key(v), target, strict=False))
+        return version_gap, abs(int(k.split("-")[0][2:]) - int(PYTHON_TAG[2:]))
+
+    v, k, size = min(known, key=distance)
+    return size, f"{v} {k}"
 
 
 def closure(name: str, arch: str) -> Closure:
@@ -142,3 +204,20 @@ def figures() -> dict[str, dict[str, tuple[int, float]]]:
         }
         for name, role in roles().items()
     }
+
+
+def estimates() -> dict[str, dict[str, dict[str, Any]]]:
+    """{role: {arch: {packages, wheel_bytes, stand_ins}}}: what ``python -m bench.lock_sizes`` prints."""
+    return {
+        name: {
+            arch: {"packages": len(c.packages), "wheel_bytes": c.total, "stand_ins": c.stand_ins}
+            for arch in ARCHES
+            if f"{arch}-linux" in role["platforms"]
+            for c in [closure(name, arch)]
+        }
+        for name, role in roles().items()
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(estimates(), indent=2))

@@ -1,5 +1,11 @@
-# `nix flake check`: the backend test-suite in the backend's own environment inside the sandbox,
-# closure assertions on the environments, and assertions on the images' configuration.
+# Checks: the backend test-suite in the backend's own environment inside the sandbox, and per role,
+# assertions on its environment's files and on its image's configuration.
+#
+# `nix flake check` must fit a stock runner (14 GB guaranteed free; docs/nix.md, "Store budget per
+# CI job"): it checks the roles whose closure is small (`fitsStockRunner`). The CUDA role's
+# environment alone is 2.8 GB of wheels plus 4.3 GB installed, so its checks (`perRole`, exposed as
+# `packages.<system>.<role>-checks`) run in the images workflow's worker-gpu leg, after that leg
+# has freed the disk; every leg builds its own role's checks the same way.
 {
   lib,
   pkgs,
@@ -57,6 +63,7 @@ let
         else if role.torch == "cpu" then
           [
             "nvidia"
+            "cuda"
             "triton"
           ]
         else
@@ -106,6 +113,8 @@ let
 
   problems = lib.concatLists (lib.mapAttrsToList closureProblems roles);
 
+  fitsStockRunner = role: role.torch != "cuda";
+
   # Expected image configuration, checked against the image JSON nix2container wrote.
   imageCheck =
     name: role:
@@ -129,44 +138,70 @@ let
         jq -e '."image-config".Env | map(select(startswith("NVIDIA_VISIBLE_DEVICES="))) | length == 1' $img
       ''}
     '';
-in
-assert lib.assertMsg (problems == [ ]) "closure assertions failed:\n${lib.concatStringsSep "\n" problems}";
-{
-  closures = pkgs.runCommand "ktrdr-closures" { nativeBuildInputs = [ pkgs.binutils-unwrapped ]; } (
-    lib.concatStrings (lib.mapAttrsToList envFileChecks roles) + interpreterChecks + "touch $out\n"
-  );
 
-  image-configs = pkgs.runCommand "ktrdr-image-configs" { nativeBuildInputs = [ pkgs.jq ]; } (
-    lib.concatStrings (lib.mapAttrsToList imageCheck images)
-    # The common layers are shared: the backend's layers are a prefix of every other image's.
-    + lib.concatMapStrings (name: ''
-      jq -e --slurpfile b ${images.backend} \
-        '.layers[0:($b[0].layers | length - 1)] | map(.digest) == ($b[0].layers[0:-1] | map(.digest))' \
-        ${images.${name}}
-    '') (lib.attrNames (removeAttrs images [ "backend" ]))
-    + "touch $out\n"
-  );
+  # The common layers are shared: the backend's layers are a prefix of every other image's.
+  sharedLayersCheck = name: ''
+    jq -e --slurpfile b ${images.backend} \
+      '.layers[0:($b[0].layers | length - 1)] | map(.digest) == ($b[0].layers[0:-1] | map(.digest))' \
+      ${images.${name}}
+  '';
 
-  # The backend's tests (nix/backend-tests.nix: the lean CI step's paths) with the backend's
-  # dependencies, where numpy, pandas and torch do not exist. They run in a copy of the whole source:
-  # tests read files of the tree (bundled strategies, pyproject.toml) and import from it
-  # (pytest's pythonpath = ["."]), so only the third-party packages come from the environment.
-  backend-tests =
-    pkgs.runCommand "ktrdr-backend-tests"
+  # One role's checks: its environment's files, its image's configuration, and (other than the
+  # backend's) its sharing of the backend's layers.
+  roleCheck =
+    name: role:
+    pkgs.runCommand "ktrdr-${name}-checks"
       {
-        nativeBuildInputs = [ backendTestEnv ];
+        nativeBuildInputs = [
+          pkgs.binutils-unwrapped
+          pkgs.jq
+        ];
       }
-      ''
-        cp -r ${src}/. .
-        chmod -R u+w .
-        export HOME=$TMPDIR
-        python - <<'PY'
-        import importlib.util, sys
-        present = [m for m in ("numpy", "pandas", "torch") if importlib.util.find_spec(m)]
-        sys.exit(f"backend env has {present}" if present else 0)
-        PY
-        python -m pytest -q -p no:cacheprovider -m "not postgres and not nix" \
-          ${lib.escapeShellArgs (import ./backend-tests.nix)}
-        touch $out
-      '';
+      (
+        envFileChecks name role
+        + imageCheck name role
+        + lib.optionalString (name != "backend") (sharedLayersCheck name)
+        + "touch $out\n"
+      );
+
+  perRole = lib.mapAttrs roleCheck roles;
+
+  # Evaluating any check first asserts what every role's environment resolves to.
+  asserted =
+    checks:
+    assert lib.assertMsg (problems == [ ]) "closure assertions failed:\n${lib.concatStringsSep "\n" problems}";
+    checks;
+in
+{
+  inherit fitsStockRunner;
+
+  perRole = asserted perRole;
+
+  # What `nix flake check` builds.
+  flake = asserted (lib.filterAttrs (name: _: fitsStockRunner roles.${name}) perRole // {
+    runtime-python = pkgs.runCommand "ktrdr-runtime-python" { } (interpreterChecks + "touch $out\n");
+
+    # The backend's tests (nix/backend-tests.nix: the lean CI step's paths) with the backend's
+    # dependencies, where numpy, pandas and torch do not exist. They run in a copy of the whole source:
+    # tests read files of the tree (bundled strategies, pyproject.toml) and import from it
+    # (pytest's pythonpath = ["."]), so only the third-party packages come from the environment.
+    backend-tests =
+      pkgs.runCommand "ktrdr-backend-tests"
+        {
+          nativeBuildInputs = [ backendTestEnv ];
+        }
+        ''
+          cp -r ${src}/. .
+          chmod -R u+w .
+          export HOME=$TMPDIR
+          python - <<'PY'
+          import importlib.util, sys
+          present = [m for m in ("numpy", "pandas", "torch") if importlib.util.find_spec(m)]
+          sys.exit(f"backend env has {present}" if present else 0)
+          PY
+          python -m pytest -q -p no:cacheprovider -m "not postgres and not nix" \
+            ${lib.escapeShellArgs (import ./backend-tests.nix)}
+          touch $out
+        '';
+  });
 }

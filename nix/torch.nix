@@ -1,8 +1,8 @@
 # torch variants of the package set, as pyproject.nix overlays that need only nixpkgs' lib:
 #   cpuOverlay   swaps torch's source for the CPU-only wheel of the locked version (table in
-#                torch-cpu-wheels.json) and drops every CUDA-only dependency;
+#                torch-cpu-wheels.json) and drops every CUDA-only dependency (torch-variants.json);
 #   both         strip the symbol tables of torch's libraries;
-#   cudaOverlay  drops triton (see below), and makes the PyPI CUDA wheel and its nvidia-* wheels
+#   cudaOverlay  drops triton (torch-variants.json), and makes the PyPI CUDA wheel and its nvidia-* wheels
 #                patch cleanly under autoPatchelf and find the driver libraries that container
 #                runtimes inject.
 # What both variants prune from the installed files (headers, cmake files, tests) is in prune.json.
@@ -10,14 +10,30 @@
 {
   lib,
   wheels ? lib.importJSON ./torch-cpu-wheels.json,
+  # What each variant drops from torch's dependencies and swaps, with the reasons: the one table the
+  # overlays here, the SBOM script and bench read.
+  variants ? lib.importJSON ./torch-variants.json,
 }:
 let
-  # Dependencies that exist only for CUDA. Matching by prefix survives re-locks: torch 2.8 pulled
-  # nvidia-*-cu12 + triton, torch 2.14 pulls cuda-bindings, cuda-toolkit, nvidia-*-cu13 and un-suffixed
-  # nvidia-* through cuda-toolkit's extras, on aarch64 too.
-  isCudaOnly = name: lib.hasPrefix "nvidia-" name || lib.hasPrefix "cuda-" name || name == "triton";
+  inGroup = group: name: lib.any (p: lib.hasPrefix p name) group.prefixes || lib.elem name group.names;
 
-  withoutCudaOnly = lib.filterAttrs (name: _: !isCudaOnly name);
+  # Whether `variant` drops `name` from torch's dependencies (a key is a name or "@group").
+  droppedIn =
+    variant: name:
+    lib.any (
+      key:
+      if lib.hasPrefix "@" key then
+        inGroup variants.groups.${lib.removePrefix "@" key} name
+      else
+        key == name
+    ) (lib.attrNames variants.variants.${variant}.drop);
+
+  withoutDropped = variant: lib.filterAttrs (name: _: !droppedIn variant name);
+
+  # Dependencies that exist only for CUDA (the table's "cuda-only" group).
+  isCudaOnly = inGroup variants.groups.cuda-only;
+
+  withoutCudaOnly = withoutDropped "cpu";
 
   # "3.13" + "x86_64" -> "cp313-x86_64", the key used in torch-cpu-wheels.json
   wheelKey = pythonVersion: arch: "cp${lib.replaceStrings [ "." ] [ "" ] pythonVersion}-${arch}";
@@ -40,13 +56,13 @@ let
       a torch version the table covers. The table has: ${known}.
     '');
 
-  # torch's dependencies that the CUDA variant drops. triton is only the code generator of
-  # torch.compile / inductor; ktrdr never compiles a model. `import torch` does not import it, and
-  # eager training and inference only probe for it (torch.utils._triton.has_triton_package catches
-  # the ImportError, as on every CPU build). What is lost: torch.compile on GPU.
-  cudaDroppedDependencies = [ "triton" ];
+  # torch's dependencies that the CUDA variant drops, by name (the table says why: triton is only
+  # torch.compile's code generator).
+  cudaDroppedDependencies = lib.filter (key: !lib.hasPrefix "@" key) (
+    lib.attrNames variants.variants.cuda.drop
+  );
 
-  withoutCudaDropped = lib.filterAttrs (name: _: !(lib.elem name cudaDroppedDependencies));
+  withoutCudaDropped = withoutDropped "cuda";
 
   # torch's own libraries keep their full symbol tables (.symtab/.strtab: ~100 MB in the CPU wheel,
   # ~180 MB in the CUDA wheel); the dynamic linker and dlsym use .dynsym only. nixpkgs' strip hook
@@ -138,6 +154,8 @@ let
 in
 {
   inherit
+    variants
+    droppedIn
     isCudaOnly
     cpuWheel
     wheelKey

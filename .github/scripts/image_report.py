@@ -1,11 +1,18 @@
-"""Job-summary table of the built images: sizes, layer counts and the bytes shared between images.
+"""Job-summary report of the built images: are they right-sized?
+
+Per image and architecture: the real uncompressed and compressed sizes, next to the budget (the role
+table's ``image_budget_mb``) and the lock-derived estimate (``python -m bench.lock_sizes``: the
+compressed wheel bytes of the image's Python packages), the layer count, and the top layer (the
+venv, ktrdr and the role's own extras: what an app-only change re-pushes). Then, per architecture,
+the bytes the images share. Fails (exit 1) when a built image is larger than its budget.
 
 Reads the artifacts each build leg of the images workflow uploads, one folder per image and
-architecture: ``image.json`` (nix2container's image description: every layer's diff_id and
-uncompressed size) and ``manifest.json`` (the manifest the registry holds after the push: the
-compressed layers, in the same order). Prints Markdown for $GITHUB_STEP_SUMMARY.
+architecture: ``meta.json``, ``image.json`` (nix2container's image description: every layer's
+diff_id and uncompressed size, the top layer last) and ``manifest.json`` (the manifest the registry
+holds after the push: the compressed layers, in the same order). Prints Markdown for
+$GITHUB_STEP_SUMMARY.
 
-Usage: image_report.py ARTIFACTS_DIR
+Usage: image_report.py ARTIFACTS_DIR [--estimates ESTIMATES.json]
 """
 
 from __future__ import annotations
@@ -15,6 +22,13 @@ import json
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
+from typing import Any
+
+from image_roles import ImageRole, load_roles
+
+MB = 1_000_000
+# OCI architecture -> the machine name bench.lock_sizes uses.
+MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,11 @@ class BuiltImage:
     def compressed(self) -> int:
         return sum(layer.compressed for layer in self.layers)
 
+    @property
+    def top(self) -> Layer:
+        """The image's own layer, last: what an app-only change re-pushes."""
+        return self.layers[-1]
+
 
 def read_image(folder: Path) -> BuiltImage:
     """One build leg's image from its ``meta.json``, ``image.json`` and ``manifest.json``."""
@@ -46,6 +65,8 @@ def read_image(folder: Path) -> BuiltImage:
     pushed = json.loads((folder / "manifest.json").read_text())["layers"]
     if len(nix_layers) != len(pushed):
         raise ValueError(f"{folder}: {len(nix_layers)} layers built but {len(pushed)} in the registry")
+    if not nix_layers:
+        raise ValueError(f"{folder}: the image has no layers")
     layers = tuple(
         Layer(diff_id=n["digest"], size=int(n["size"]), compressed=int(p["size"]))
         for n, p in zip(nix_layers, pushed, strict=True)
@@ -53,13 +74,8 @@ def read_image(folder: Path) -> BuiltImage:
     return BuiltImage(image=meta["image"], arch=meta["arch"], layers=layers)
 
 
-def human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+def mb(n: int, digits: int = 1) -> str:
+    return f"{n / MB:,.{digits}f} MB"
 
 
 def shared_bytes(a: BuiltImage, b: BuiltImage) -> tuple[int, int]:
@@ -75,16 +91,60 @@ def distinct_bytes(images: list[BuiltImage]) -> tuple[int, int]:
     return sum(layer.size for layer in unique.values()), sum(layer.compressed for layer in unique.values())
 
 
-def report(images: list[BuiltImage]) -> str:
+def over_budget(images: list[BuiltImage], roles: dict[str, ImageRole]) -> list[BuiltImage]:
+    return [img for img in images if img.size > roles[img.image].image_budget_mb * MB]
+
+
+def estimate_of(estimates: dict[str, Any], img: BuiltImage) -> str:
+    entry = estimates.get(img.image, {}).get(MACHINE[img.arch])
+    if not entry:
+        return "—"
+    text = mb(int(entry["wheel_bytes"]))
+    if entry.get("stand_ins"):
+        text += " (" + ", ".join(f"{n}: {w} stands in" for n, w in entry["stand_ins"].items()) + ")"
+    return text
+
+
+def report(images: list[BuiltImage], roles: dict[str, ImageRole], estimates: dict[str, Any]) -> str:
+    over = over_budget(images, roles)
+    built = {(img.image, img.arch) for img in images}
+    missing = [(n, a) for n, role in roles.items() for a in role.arches if (n, a) not in built]
+    if over:
+        verdict = (
+            "**Over budget: "
+            + ", ".join(
+                f"ktrdr-{i.image} ({i.arch}) {mb(i.size)} > {roles[i.image].image_budget_mb:,} MB"
+                for i in over
+            )
+            + ".**"
+        )
+    else:
+        verdict = f"**All {len(images)} built images are within their budgets.**"
     lines = [
-        "## Images",
+        "## Images: right-sized?",
         "",
-        "| image | arch | uncompressed | compressed | layers |",
-        "|---|---|---:|---:|---:|",
+        verdict,
+        "",
+        "| image | arch | uncompressed | budget | compressed | lock's wheels (estimate) | layers | "
+        "top layer: an app-only change re-pushes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for img in sorted(images, key=lambda i: (i.image, i.arch)):
-        sizes = f"{human(img.size)} | {human(img.compressed)}"
-        lines.append(f"| ktrdr-{img.image} | {img.arch} | {sizes} | {len(img.layers)} |")
+        budget = roles[img.image].image_budget_mb
+        size = mb(img.size) + (" ❌ over" if img in over else "")
+        lines.append(
+            f"| ktrdr-{img.image} | {img.arch} | {size} | {budget:,} MB | {mb(img.compressed)} | "
+            f"{estimate_of(estimates, img)} | {len(img.layers)} | "
+            f"{mb(img.top.size, 2)} ({mb(img.top.compressed, 2)} compressed) |"
+        )
+    lines += [
+        "",
+        "Uncompressed: the layers' tar sizes (what a host stores). Compressed: what the registry holds "
+        "and a host downloads. The lock's wheels: the compressed wheel bytes of the image's Python "
+        "packages from uv.lock; the image adds the Python runtime closure and unpacks the wheels.",
+    ]
+    if missing:
+        lines.append("Not built in this run: " + ", ".join(f"ktrdr-{n} ({a})" for n, a in missing) + ".")
     for arch in sorted({img.arch for img in images}):
         same_arch = sorted((i for i in images if i.arch == arch), key=lambda i: i.image)
         if len(same_arch) < 2:
@@ -98,28 +158,33 @@ def report(images: list[BuiltImage]) -> str:
         ]
         for a, b in combinations(same_arch, 2):
             raw, packed = shared_bytes(a, b)
-            lines.append(f"| {a.image} + {b.image} | {human(raw)} | {human(packed)} |")
+            lines.append(f"| {a.image} + {b.image} | {mb(raw)} | {mb(packed)} |")
         total_raw = sum(i.size for i in same_arch)
         total_packed = sum(i.compressed for i in same_arch)
         raw, packed = distinct_bytes(same_arch)
         lines += [
             "",
-            f"A host pulling all {len(same_arch)} images ({arch}) downloads {human(packed)} compressed "
-            f"and stores {human(raw)} instead of {human(total_packed)} / {human(total_raw)}: "
-            f"{human(total_raw - raw)} shared.",
+            f"A host pulling all {len(same_arch)} images ({arch}) downloads {mb(packed)} compressed "
+            f"and stores {mb(raw)} instead of {mb(total_packed)} / {mb(total_raw)}: "
+            f"{mb(total_raw - raw)} shared.",
         ]
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("artifacts", type=Path)
-    args = parser.parse_args()
+    parser.add_argument("--estimates", type=Path, help="python -m bench.lock_sizes output")
+    args = parser.parse_args(argv)
     folders = sorted(p.parent for p in args.artifacts.glob("*/meta.json"))
     if not folders:
         raise SystemExit(f"no image artifacts (*/meta.json) under {args.artifacts}")
-    print(report([read_image(f) for f in folders]), end="")
+    images = [read_image(f) for f in folders]
+    estimates = json.loads(args.estimates.read_text()) if args.estimates else {}
+    roles = load_roles()
+    print(report(images, roles, estimates), end="")
+    return 1 if over_budget(images, roles) else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,10 +1,12 @@
 """CycloneDX SBOM of one image's Python packages, exported from uv.lock.
 
 ``uv export --format cyclonedx1.5`` lists what the lock resolves for the image's extras (the role
-table says which). For the CPU variant it also says what nix/torch.nix does to the environment:
-the CUDA-only packages (``nvidia-*``, ``cuda-*``, ``triton``) are pruned and torch is the CPU wheel
-of the locked version, with the URL and sha256 from nix/torch-cpu-wheels.json. The Nix runtime
-closure (Python itself, glibc, tini, CA certificates) is not in this SBOM.
+table says which). What nix/torch.nix does to the environment comes from the table it reads,
+nix/torch-variants.json: every package the image's torch variant drops from torch's dependencies is
+pruned (the CPU variant: ``nvidia-*``, ``cuda-*``, ``triton``; the CUDA variant: ``triton``), and a
+swapped torch is the CPU wheel of the locked version, with the URL and sha256 from
+nix/torch-cpu-wheels.json. The Nix runtime closure (Python itself, glibc, tini, CA certificates) is
+not in this SBOM.
 
 Usage: image_sbom.py IMAGE ARCH OUTPUT.json
 """
@@ -20,20 +22,27 @@ from typing import Any
 
 from image_roles import REPO_ROOT, ImageRole, load_roles
 
-CUDA_ONLY_PREFIXES = ("nvidia-", "cuda-")
-CUDA_ONLY_NAMES = frozenset({"triton"})
 # The images' interpreter; its wheel tag selects the CPU wheel.
 PYTHON_TAG = "cp313"
 NIX_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
-def cuda_only_packages(lock: dict[str, Any]) -> list[str]:
-    """Names in uv.lock that only the CUDA build of torch needs."""
-    return sorted(
-        p["name"]
-        for p in lock["package"]
-        if p["name"].startswith(CUDA_ONLY_PREFIXES) or p["name"] in CUDA_ONLY_NAMES
-    )
+def dropped_packages(lock: dict[str, Any], variants: dict[str, Any], variant: str) -> list[str]:
+    """The lock's packages that ``variant`` drops from torch's dependencies (nix/torch-variants.json:
+    a drop key is a package name, or ``@group`` for every name the group's prefixes or names match)."""
+
+    def dropped(name: str) -> bool:
+        for key in variants["variants"][variant]["drop"]:
+            if not key.startswith("@"):
+                if key == name:
+                    return True
+                continue
+            group = variants["groups"][key[1:]]
+            if name.startswith(tuple(group["prefixes"])) or name in group["names"]:
+                return True
+        return False
+
+    return sorted({p["name"] for p in lock["package"] if dropped(p["name"])})
 
 
 def uv_export(role: ImageRole, prune: list[str], root: Path) -> dict[str, Any]:
@@ -78,11 +87,13 @@ def image_sbom(
     role = load_roles(root / "pyproject.toml")[image]
     if arch not in role.arches:
         raise SystemExit(f"image {image!r} is not built for {arch} (role table: {list(role.arches)})")
-    prune: list[str] = []
-    if role.torch == "cpu":
-        prune = cuda_only_packages(tomllib.loads((root / "uv.lock").read_text()))
-    bom = uv_export(role, prune, root)
-    if role.torch == "cpu":
+    variants = json.loads((root / "nix" / "torch-variants.json").read_text())
+    lock = tomllib.loads((root / "uv.lock").read_text())
+    bom = uv_export(role, dropped_packages(lock, variants, role.torch), root)
+    swaps = variants["variants"][role.torch]["swap"]
+    if "torch" in swaps:
+        if swaps["torch"]["with"] != "cpu-wheel":
+            raise SystemExit(f"torch-variants.json: unknown torch swap {swaps['torch']['with']!r}")
         wheels = json.loads((cpu_wheels or root / "nix" / "torch-cpu-wheels.json").read_text())
         bom["components"] = [
             cpu_torch_component(c, wheels, arch) if c["name"] == "torch" else c for c in bom["components"]

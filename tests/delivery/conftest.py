@@ -6,6 +6,7 @@ that folder is put on sys.path here.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -38,3 +39,19 @@ def dev_tool(name: str) -> str:
 
 def run_tool(*cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+
+
+def write_leg(root: Path, image: str, arch: str, layers: list[tuple[str, int, int]]) -> None:
+    """A build leg's artifact as the images workflow uploads it: meta.json, image.json (nix2container's
+    layers: digest, uncompressed size) and manifest.json (the pushed, compressed layers)."""
+    leg = root / f"{image}-{arch}"
+    leg.mkdir(parents=True)
+    meta = {
+        "image": image,
+        "arch": arch,
+        "repository": f"ghcr.io/o/ktrdr-{image}",
+        "digest": f"sha256:{image}{arch}",
+    }
+    (leg / "meta.json").write_text(json.dumps(meta))
+    (leg / "image.json").write_text(json.dumps({"layers": [{"digest": d, "size": s} for d, s, _ in layers]}))
+    (leg / "manifest.json").write_text(json.dumps({"layers": [{"size": c} for _, _, c in layers]}))

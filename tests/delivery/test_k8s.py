@@ -148,3 +148,17 @@ def test_only_the_training_worker_requests_a_gpu() -> None:
     assert wanting == {"ktrdr-training-worker": (1, 1)}
     (container,) = deployments()["ktrdr-training-worker"]["spec"]["template"]["spec"]["containers"]
     assert ROLES[role_of(container)].torch == "cuda"
+
+
+TORCH_ROLES_STARTUP_S = 180  # numpy, pandas and torch are imported before a worker answers
+
+
+@pytest.mark.parametrize("name", ["ktrdr-backend", "ktrdr-backtest-worker", "ktrdr-training-worker"])
+def test_probes_allow_a_cold_python_start(name: str) -> None:
+    """Each probe starts a Python process (`ktrdr healthcheck`), so the 1 s default timeout is too short."""
+    (container,) = deployments()[name]["spec"]["template"]["spec"]["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["timeoutSeconds"] >= 10, (name, probe)
+    startup = container["startupProbe"]
+    window = startup["periodSeconds"] * startup["failureThreshold"]
+    assert window >= (TORCH_ROLES_STARTUP_S if ROLES[role_of(container)].torch != "none" else 120), window

@@ -93,16 +93,105 @@ def test_every_input_is_locked_from_the_url_flake_nix_names() -> None:
         assert original.get("ref") == (ref[0] if ref else None), name
 
 
-def test_follows_in_the_lock_match_flake_nix() -> None:
-    lock = load_lock()
-    for name, spec in flake_inputs().items():
-        if name == "nixpkgs":
+# Inputs that keep a nested input of their own instead of following ours, with what their flake.nix
+# declares for it (owner, repo): nix2container's default.nix patches its own nixpkgs' skopeo and pins
+# a Go vendorHash tested only against that nixpkgs (flake.nix says why).
+OWN_NESTED_INPUTS = {"nix2container": {"nixpkgs": ("NixOS", "nixpkgs")}}
+
+
+def lock_problems(lock: dict, inputs: dict) -> list[str]:
+    """What is wrong with ``lock`` for flake.nix's ``inputs``; empty when it is right.
+
+    Every `follows` of flake.nix is in the lock; every nested input that does not follow is a node
+    of its own, locked (rev, narHash) from the repository that input's flake names; every node is
+    reachable from the root and locked.
+    """
+    problems: list[str] = []
+    nodes = lock["nodes"]
+    root_inputs = nodes[lock["root"]].get("inputs", {})
+    if set(root_inputs) != set(inputs):
+        problems.append(f"root inputs {sorted(root_inputs)} != flake.nix inputs {sorted(inputs)}")
+    reachable: set[str] = {lock["root"]}
+
+    def node_of(ref: str | list[str], where: str) -> str | None:
+        if isinstance(ref, list):
+            return None  # a follows path, checked against flake.nix below
+        if ref not in nodes:
+            problems.append(f"{where}: points at missing node {ref!r}")
+            return None
+        reachable.add(ref)
+        locked = nodes[ref].get("locked", {})
+        if set(locked) != LOCKED_KEYS or not re.fullmatch(r"sha256-[A-Za-z0-9+/]{43}=", locked["narHash"]):
+            problems.append(f"{where}: node {ref!r} is not locked with {sorted(LOCKED_KEYS)}")
+        return ref
+
+    for name, spec in inputs.items():
+        node_name = node_of(root_inputs.get(name, []), name)
+        if node_name is None:
             continue
-        node = lock["nodes"][lock["nodes"]["root"]["inputs"][name]]
-        expected = {sub: sub_spec["follows"].split("/") for sub, sub_spec in spec.get("inputs", {}).items()}
-        assert expected, f"{name} must follow nixpkgs"
-        assert node.get("inputs", {}) == expected, name
-        assert expected.get("nixpkgs") == ["nixpkgs"], name
+        nested = nodes[node_name].get("inputs", {})
+        declared = spec.get("inputs", {})
+        follows = {sub: s["follows"].split("/") for sub, s in declared.items() if "follows" in s}
+        for sub, path in follows.items():
+            if nested.get(sub) != path:
+                problems.append(f"{name}/{sub}: lock has {nested.get(sub)!r}, flake.nix follows {path}")
+        for sub, (owner, repo) in OWN_NESTED_INPUTS.get(name, {}).items():
+            if sub in follows:
+                problems.append(f"{name}/{sub} must not follow: {name} is tested against its own {sub}")
+            ref = nested.get(sub)
+            if not isinstance(ref, str):
+                problems.append(f"{name}/{sub}: must be a node of its own, lock has {ref!r}")
+                continue
+            own = node_of(ref, f"{name}/{sub}")
+            original = nodes[own].get("original", {}) if own else {}
+            if own and (original.get("owner"), original.get("repo")) != (owner, repo):
+                problems.append(f"{name}/{sub}: node {own!r} is {original}, not {owner}/{repo}")
+        unexplained = set(nested) - set(follows) - set(OWN_NESTED_INPUTS.get(name, {}))
+        if unexplained:
+            problems.append(f"{name}: nested inputs {sorted(unexplained)} that flake.nix does not explain")
+    orphans = set(nodes) - reachable
+    if orphans:
+        problems.append(f"nodes nothing points at: {sorted(orphans)}")
+    return problems
+
+
+def test_the_lock_agrees_with_flake_nix() -> None:
+    assert lock_problems(load_lock(), flake_inputs()) == []
+
+
+def _follow_nixpkgs(lock: dict) -> None:
+    lock["nodes"]["nix2container"]["inputs"] = {"nixpkgs": ["nixpkgs"]}
+
+
+def _unlock_nested_nixpkgs(lock: dict) -> None:
+    del lock["nodes"][lock["nodes"]["nix2container"]["inputs"]["nixpkgs"]]["locked"]["narHash"]
+
+
+def _drop_a_follows(lock: dict) -> None:
+    del lock["nodes"]["uv2nix"]["inputs"]["pyproject-nix"]
+
+
+def _orphan_node(lock: dict) -> None:
+    lock["nodes"]["nixpkgs_3"] = lock["nodes"]["nixpkgs"]
+
+
+def _dangling_reference(lock: dict) -> None:
+    lock["nodes"]["nix2container"]["inputs"]["nixpkgs"] = "nixpkgs_9"
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [_follow_nixpkgs, _unlock_nested_nixpkgs, _drop_a_follows, _orphan_node, _dangling_reference],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_the_lock_check_rejects_a_wrong_lock(breakage) -> None:
+    lock = load_lock()
+    breakage(lock)
+    assert lock_problems(lock, flake_inputs()) != []
+
+
+def test_nix2container_does_not_follow_our_nixpkgs() -> None:
+    assert "inputs" not in flake_inputs()["nix2container"]
 
 
 def test_flake_lock_pins_the_known_good_input_set() -> None:

@@ -1,5 +1,7 @@
 """Lock-derived size budget (no Nix needed): the packages and wheel bytes of each image role and
-architecture, computed by bench.lock_sizes from uv.lock and nix/torch-cpu-wheels.json."""
+architecture, computed by bench.lock_sizes from uv.lock and nix/torch-cpu-wheels.json, against the
+budgets of the role table (pyproject.toml [tool.ktrdr.images.*], which the images workflow's size
+summary reads too)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,27 @@ import pytest
 
 from bench.lock_sizes import ARCHES, MB, closure, is_cuda_only, resolve, roles
 
-# Compressed wheel bytes of each image's Python packages (the interpreter comes on top).
-BACKEND_BUDGET = 20 * MB
-WORKER_CPU_BUDGET = 300 * MB
+# The least the Python runtime closure (interpreter, stdlib, glibc, openssl...) adds to every image:
+# the low end of docs/nix.md's estimate for the trimmed interpreter's closure.
+RUNTIME_CLOSURE_FLOOR = 100 * MB
+
+
+def wheels_budget(name: str) -> int:
+    """Compressed wheel bytes of the role's Python packages (the interpreter comes on top)."""
+    return int(roles()[name]["wheels_budget_mb"]) * MB
+
+
+def legs() -> list[tuple[str, str]]:
+    return [(n, a) for n, r in roles().items() for a in ARCHES if f"{a}-linux" in r["platforms"]]
+
+
+@pytest.mark.parametrize(("name", "arch"), legs())
+def test_the_lock_leaves_room_for_the_runtime_within_the_image_budget(name: str, arch: str) -> None:
+    """Wheels only grow when installed, so wheel bytes plus the runtime's floor must fit the budget
+    the images workflow holds the built image to; a lock over it can never give a right-sized image."""
+    budget = int(roles()[name]["image_budget_mb"]) * MB
+    wheels = closure(name, arch).total
+    assert wheels + RUNTIME_CLOSURE_FLOOR <= budget, f"{name} ({arch}): {wheels / MB:.0f} MB of wheels"
 
 
 @pytest.mark.parametrize("arch", ARCHES)
@@ -18,7 +38,7 @@ def test_backend_is_lean(arch: str) -> None:
     forbidden = [p for p in backend.packages if p in {"torch", "numpy", "pandas"} or is_cuda_only(p)]
     assert forbidden == []
     assert {"fastapi", "uvicorn", "sqlalchemy", "pydantic-core"} <= set(backend.packages)
-    assert backend.total < BACKEND_BUDGET, f"backend wheels: {backend.total / MB:.1f} MB"
+    assert backend.total < wheels_budget("backend"), f"backend wheels: {backend.total / MB:.1f} MB"
 
 
 @pytest.mark.parametrize("arch", ARCHES)
@@ -26,7 +46,7 @@ def test_worker_cpu_has_torch_and_no_cuda(arch: str) -> None:
     worker = closure("worker-cpu", arch)
     assert {"torch", "numpy", "pandas"} <= set(worker.packages)
     assert [p for p in worker.packages if is_cuda_only(p)] == []
-    assert worker.total < WORKER_CPU_BUDGET, f"worker-cpu wheels: {worker.total / MB:.1f} MB"
+    assert worker.total < wheels_budget("worker-cpu"), f"worker-cpu wheels: {worker.total / MB:.1f} MB"
 
 
 def test_worker_cpu_download_is_far_below_worker_gpu() -> None:
