@@ -172,8 +172,9 @@ def _fill(orders: Orders, open_: np.ndarray, n: int, times: Sequence[Any], costs
             position_after.append(qty if long else -qty)
         else:
             assert entry is not None  # _check_inputs: each close follows the open of its side
-            trades.append(_close(len(trades), entry, price, bar, times, costs, "signal"))
-            cash = _cash_after_close(cash, entry, price, costs)
+            trade, proceeds = _close(len(trades), entry, price, bar, times, costs, "signal")
+            trades.append(trade)
+            cash += proceeds
             entry = None
             position_after.append(0.0)
         fill_bars.append(bar)
@@ -208,25 +209,15 @@ def _settle(
 ) -> None:
     """Close what is open at ``bar``'s close, and hold the account flat from that close on."""
     if ledger.entry is not None:
-        price = float(close[bar])
-        ledger.trades.append(_close(len(ledger.trades), ledger.entry, price, bar, times, costs, reason))
-        ledger.cash = _cash_after_close(ledger.cash, ledger.entry, price, costs)
+        trade, proceeds = _close(
+            len(ledger.trades), ledger.entry, float(close[bar]), bar, times, costs, reason
+        )
+        ledger.trades.append(trade)
+        ledger.cash += proceeds
         ledger.entry = None
     cash[bar:] = ledger.cash
     position[bar:] = 0.0
     equity[bar:] = ledger.cash
-
-
-def _exit_fill(entry: _Entry, price: float, costs: Costs) -> float:
-    """Closing a long sells, closing a short buys: slippage goes against the trader either way."""
-    return price * (1 - costs.slippage) if entry.long else price * (1 + costs.slippage)
-
-
-def _cash_after_close(cash: float, entry: _Entry, price: float, costs: Costs) -> float:
-    fill = _exit_fill(entry, price, costs)
-    fee = entry.quantity * fill * costs.commission
-    proceeds = entry.quantity * fill if entry.long else -entry.quantity * fill
-    return cash + proceeds - fee
 
 
 def _close(
@@ -237,14 +228,24 @@ def _close(
     times: Sequence[Any],
     costs: Costs,
     reason: str,
-) -> Trade:
+) -> tuple[Trade, float]:
+    """The trade that closing ``entry`` at market ``price`` makes, and what it brings to cash.
+
+    Closing a long sells and closing a short buys, so slippage goes against the trader either way.
+    """
     qty = entry.quantity
-    exit_fill = _exit_fill(entry, price, costs)
+    if entry.long:
+        exit_fill = price * (1 - costs.slippage)
+        gross = (exit_fill - entry.price) * qty
+        proceeds = qty * exit_fill
+    else:
+        exit_fill = price * (1 + costs.slippage)
+        gross = (entry.price - exit_fill) * qty
+        proceeds = -qty * exit_fill
     exit_fee = qty * exit_fill * costs.commission
-    gross = (exit_fill - entry.price) * qty if entry.long else (entry.price - exit_fill) * qty
     fees = entry.commission + exit_fee
     net = gross - fees
-    return Trade(
+    trade = Trade(
         trade_id=trade_id,
         side="long" if entry.long else "short",
         entry_bar=entry.bar,
@@ -262,6 +263,7 @@ def _close(
         bars_held=bar - entry.bar,
         exit_reason=reason,
     )
+    return trade, proceeds - exit_fee
 
 
 def _check_inputs(orders: Orders, open_: np.ndarray, close: np.ndarray, times: Sequence[Any]) -> int:
