@@ -103,9 +103,11 @@ class BacktestResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: metrics, trade statistics, the first trades (``trades_total`` says how many
-        there were), a downsampled equity curve, bars, model path and timings."""
+        there were), a downsampled equity curve, whether and from which bar the account was wiped
+        out, bars, model path and timings."""
         trades = self.simulation.trades
         equity = self.simulation.equity
+        wiped = self.simulation.wiped_out_bar
         picks = np.unique(np.linspace(0, max(equity.size - 1, 0), min(equity.size, EQUITY_POINTS_IN_RESULT)))
         picks = picks.astype(np.int64)
         return {
@@ -116,6 +118,10 @@ class BacktestResult:
             "start": self.index[0].isoformat() if self.bars else None,
             "end": self.index[-1].isoformat() if self.bars else None,
             "bars": self.bars,
+            # Bars count from 0 at ``start``; after this bar nothing was traded (docs/models.md).
+            "wiped_out": wiped is not None,
+            "wiped_out_bar": wiped,
+            "wiped_out_at": self.index[wiped].isoformat() if wiped is not None else None,
             "config": {
                 "initial_capital": self.costs.initial_capital,
                 "commission": self.costs.commission,

@@ -177,6 +177,19 @@ def show_operation(operation: dict[str, Any], *, as_json: bool) -> None:
         rows = result_rows(result)
         if rows:
             print_table("result", ["metric", "value"], rows)
+        if line := wiped_out_line(result):
+            console.print(line, style="bold red", markup=False)
+
+
+def wiped_out_line(result: dict[str, Any]) -> str | None:
+    """The warning for a backtest whose account went to or below zero; None otherwise, and for
+    results stored before backtests recorded it."""
+    if not result.get("wiped_out"):
+        return None
+    return (
+        f"account wiped out at bar {result.get('wiped_out_bar')} ({result.get('wiped_out_at')}): "
+        "equity at or below zero, nothing traded after it"
+    )
 
 
 def result_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -84,6 +84,7 @@ def test_end_to_end_result(dirs) -> None:
     assert out["trade_statistics"]["total_trades"] == out["trades_total"]
     assert sum(out["signals"].values()) == out["bars"]
     assert {"features", "inference", "simulation", "total"} <= out["timings"].keys()
+    assert (out["wiped_out"], out["wiped_out_bar"], out["wiped_out_at"]) == (False, None, None)
     assert 0 < len(out["equity_curve"]["sample"]) <= engine.EQUITY_POINTS_IN_RESULT
     assert [p.percentage for p in seen] == sorted(p.percentage for p in seen) and seen[-1].percentage == 100
 
@@ -174,3 +175,24 @@ def test_no_future_bar_changes_an_earlier_decision(frame_model, cut: int, seed: 
     entries_b = [(t.entry_bar, t.side) for t in b.simulation.trades if t.entry_bar <= cut]
     assert entries_a == entries_b
     np.testing.assert_allclose(a.simulation.equity[: cut + 1], b.simulation.equity[: cut + 1])
+
+
+def test_a_squeeze_that_wipes_the_account_out_is_said_plainly(frame_model) -> None:
+    costs = Costs(initial_capital=10_000)
+    calm = backtest_frame(STRATEGY, BARS, frame_model, costs)
+    assert not calm.simulation.wiped_out and calm.to_dict()["wiped_out"] is False
+    entry = next(t.entry_bar for t in calm.simulation.trades if t.side == "short")
+    # From the bar after the short's entry every price is four times higher: whether it is still
+    # held at that bar's close or covered at its open, the account ends at that bar.
+    squeezed = BARS.copy()
+    prices = ["open", "high", "low", "close"]
+    squeezed.loc[squeezed.index[entry + 1] :, prices] *= 4.0
+    result = backtest_frame(STRATEGY, squeezed, frame_model, costs)
+    out = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+
+    assert out["wiped_out"] is True and out["wiped_out_bar"] == entry + 1
+    assert out["wiped_out_at"] == BARS.index[entry + 1].isoformat()
+    assert out["trades"][-1]["side"] == "short" and out["trades"][-1]["exit_bar"] == entry + 1
+    assert all(t["quantity"] > 0 for t in out["trades"])
+    assert out["equity_curve"]["final"] < 0 and out["metrics"]["total_return"] < -1
+    assert out["equity_curve"]["final"] == pytest.approx(10_000 + sum(t["net_pnl"] for t in out["trades"]))

@@ -131,6 +131,33 @@ def test_result_rows_put_headline_metrics_first():
     assert [name for name, _ in rows] == ["total_return", "sharpe_ratio", "win_rate", "symbol"]
 
 
+def test_ops_show_says_when_a_backtest_wiped_the_account_out_and_reads_older_results():
+    done = {"operation_type": "backtesting", "status": "completed"}
+    wiped = {
+        **done,
+        "operation_id": "op_w",
+        "result": {
+            "metrics": {"total_return": -2.0},
+            "wiped_out": True,
+            "wiped_out_bar": 2,
+            "wiped_out_at": "2024-01-01T02:00:00+00:00",
+        },
+    }
+    # Stored before backtests recorded whether the account was wiped out.
+    older = {**done, "operation_id": "op_o", "result": {"metrics": {"total_return": 0.1}, "bars": 10}}
+    routes = {
+        ("GET", f"/api/v1/operations/{op['operation_id']}"): (200, {"success": True, "data": op})
+        for op in (wiped, older)
+    }
+    with scripted_server(routes) as (base, _):
+        shown = run("--url", f"{base}/api/v1", "ops", "show", "op_w")
+        old = run("--url", f"{base}/api/v1", "ops", "show", "op_o")
+    assert shown.exit_code == 0 and old.exit_code == 0, shown.output + old.output
+    text = " ".join(shown.output.split())  # rich wraps long lines at the terminal's width
+    assert "account wiped out at bar 2 (2024-01-01T02:00:00+00:00)" in text
+    assert "total_return" in old.output and "wiped" not in old.output
+
+
 @pytest.mark.parametrize("role", ["backtest-worker", "training-worker"])
 def test_serve_worker_without_the_ml_extra_fails_fast_with_a_clear_message(role):
     # Simulate the backend image: numpy, pandas and torch cannot be imported.
