@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from worker_harness import FakeBackend, wait_until
@@ -40,12 +41,17 @@ def test_reregisters_with_finished_operations_when_the_backend_forgot_it(make_wo
 
 
 def test_health_polls_keep_the_worker_from_asking_the_backend(make_worker):
+    # Polled every 50 ms for five intervals: the worker's three-interval silence window (0.9 s) is
+    # wide enough that a loaded machine's scheduling gaps cannot open it, and long enough that
+    # without the polls the worker would have asked.
     backend = FakeBackend(worker_statuses=[404])
-    w = make_worker(backend, worker_health_check_interval=0.05)
+    w = make_worker(backend, worker_health_check_interval=0.3)
     with w.client as client:
         wait_until(lambda: w.app.state.registrar.registered.is_set())
-        for _ in range(30):
+        deadline = time.monotonic() + 5 * 0.3
+        while time.monotonic() < deadline:
             client.get("/health")
+            time.sleep(0.05)
     assert not any(m == "GET" and p.startswith("/api/v1/workers/") for m, p, _, _ in backend.calls)
 
 
