@@ -116,7 +116,7 @@ def test_worker_gpu_has_cuda_torch_with_its_fixups() -> None:
     for pruned in ("torch/include", "torch/share/cmake", "torch/bin/protoc*"):
         assert f"site-packages/{pruned}" in torch["postInstall"]
     for name, fixup in image["cudaLibFixups"].items():
-        assert fixup["ignore"] == ["*"], name
+        assert "*" not in fixup["ignore"], name  # names only (test_nix_fixups.py: from cuda-libs.json)
         assert "$ORIGIN" in fixup["appendRunpaths"], name
 
 
