@@ -158,12 +158,14 @@ def strip_like_the_hook(site: Path) -> tuple[dict[str, int], list[Path]]:
     return saved, stripped
 
 
-# Imports each module; one whose package needs something the role lacks (greenlet.tests imports
-# psutil) is loaded by the dynamic linker instead, which is where a broken strip shows.
-_IMPORT_ALL = """
+# Imports each module (argv: module, path, module, path...); one whose package needs something the
+# role lacks (greenlet.tests imports psutil) is loaded by the dynamic linker instead, which is where a
+# broken strip shows. tools/replay_fixup.py runs it too.
+IMPORT_ALL = """
 import ctypes, importlib, sys
 failed = []
-for module, path in zip(sys.argv[1::2], sys.argv[2::2]):
+pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))
+for module, path in pairs:
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as exc:
@@ -176,6 +178,7 @@ for module, path in zip(sys.argv[1::2], sys.argv[2::2]):
                 failed.append(f"{module}: {exc!r}")
     except Exception as exc:
         failed.append(f"{module}: {exc!r}")
+print(f"{len(pairs) - len(failed)} of {len(pairs)} extension modules imported or loaded")
 print("\\n".join(failed))
 sys.exit(1 if failed else 0)
 """
@@ -192,7 +195,7 @@ def import_extensions(python: str, site: Path, objects: list[Path]) -> int:
     ).stdout.strip()
     modules = [p for p in objects if p.name.endswith(suffix)]
     argv = [arg for p in modules for arg in (".".join(p.relative_to(site).parts)[: -len(suffix)], str(p))]
-    proc = subprocess.run([python, "-c", _IMPORT_ALL, *argv], capture_output=True, text=True)
+    proc = subprocess.run([python, "-c", IMPORT_ALL, *argv], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"stripped extension modules fail to import:\n{proc.stdout}{proc.stderr}")
     return len(modules)

@@ -22,11 +22,26 @@ replayed extension module it can load and runs a backward pass and an optimizer 
 model in torch, when torch is among the wheels, and saves and reloads it.
 
 What this does not replay: nixpkgs' own strip/patchelf builds (use ``--strip`` and ``--patchelf`` to
-pick versions), the venv's symlink tree (the sites are put on PYTHONPATH instead), and anything a GPU
-would exercise.
+pick versions), the driver folders nix/torch.nix appends to the CUDA wheels' runpaths (they hold
+nothing on a build machine), the venv's symlink tree (the sites are put on PYTHONPATH instead), and
+anything a GPU would exercise.
 
-    uv run python -m tools.replay_fixup --wheels DIR --work DIR --arch x86_64 \\
-        --python .venv/bin/python --lib-dir /usr/lib/x86_64-linux-gnu ...
+The library folders stand for store paths and should have store-length names: ``--libc-dir`` holds
+the target's glibc libraries and its loader (``--interpreter``), ``--lib-dir`` gcc's lib output
+(libstdc++.so.6, libgcc_s.so.1, libgomp.so.1), ``--pkg zlib=DIR`` zlib's. For worker-gpu's x86_64
+set (wheels downloaded from uv.lock's URLs and checked against its hashes):
+
+    uv run python -m tools.replay_fixup --wheels WHEELS --work WORK --arch x86_64 \\
+        --python python3.13 --ext-suffix .cpython-313-x86_64-linux-gnu.so \\
+        --libc-dir GLIBC/lib --interpreter GLIBC/lib/ld-linux-x86-64.so.2 --lib-dir GCC/lib \\
+        --cuda-table --pkg zlib=ZLIB/lib --strip strip --patchelf patchelf
+
+For aarch64 the same with ``--arch aarch64``, an aarch64 strip, and ``--python "qemu-aarch64 -cpu
+neoverse-n1 -L ROOT ROOT/usr/bin/python3.13"`` where ROOT is an arm64 root (Debian's
+python3.13 and libraries) that also holds an arm64 ``proc/cpuinfo`` and
+``sys/devices/system/cpu/{possible,present,online,cpu*/regs/identification/midr_el1}``: torch reads
+them at import, and qemu-user passes the x86 host's otherwise. For the CPU torch, ``--input
+torch=ZLIB/lib`` is what nix/torch.nix's cpuTorchInputs gives it.
 """
 
 from __future__ import annotations
@@ -48,8 +63,9 @@ from typing import Any
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from bench.sizes import prune_patterns, strip_table, strips, tree_bytes
+from bench.sizes import IMPORT_ALL, prune_patterns, strip_table, strips, tree_bytes
 
+CUDA_TABLE = Path(__file__).resolve().parents[1] / "nix" / "cuda-libs.json"
 HOOK_DEBUG_DIRS = ["lib", "lib32", "lib64", "libexec", "bin", "sbin"]
 ELF_MAGIC = b"\x7fELF"
 MACHINES = {"x86_64": "Advanced Micro Devices X86-64", "aarch64": "AArch64"}
@@ -73,27 +89,6 @@ with torch.no_grad():
     pred = model(x).argmax(1)
 print(f"torch {torch.__version__}: loss {first:.4f} -> {loss.item():.4f}, predictions {pred.shape[0]}")
 assert loss.item() < first
-"""
-
-IMPORT_ALL = """
-import ctypes, importlib, sys
-failed = []
-pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))
-for module, path in pairs:
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        # A module that needs a package outside the set (greenlet's tests import psutil) is loaded
-        # by the dynamic linker instead, which is where a broken strip or patchelf shows.
-        try:
-            ctypes.CDLL(path)
-        except OSError as err:
-            failed.append(f"{module}: {exc!r}, {err!r}")
-    except Exception as exc:
-        failed.append(f"{module}: {exc!r}")
-print(f"{len(pairs) - len(failed)} of {len(pairs)} extension modules imported or loaded")
-print("\\n".join(failed))
-sys.exit(1 if failed else 0)
 """
 
 
@@ -286,6 +281,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--append-runpath", action="append", default=[], help="NAME=DIR")
     parser.add_argument("--ignore-missing", action="append", default=[], help="NAME=PATTERN")
     parser.add_argument("--no-strip", action="store_true", help="replay without the strip hook")
+    parser.add_argument(
+        "--cuda-table",
+        action="store_true",
+        help="give the wheels nix/cuda-libs.json names what nix/torch.nix gives them: search paths into "
+        "their `needs`, their `buildInputs` (folders from --pkg), their `ignoreMissing`, and $ORIGIN",
+    )
+    parser.add_argument("--pkg", action="append", default=[], help="NAME=DIR: lib/ of nixpkgs package NAME")
     args = parser.parse_args(argv)
 
     wheels = sorted(w for p in args.wheels for w in ([p] if p.is_file() else p.glob("*.whl")))
@@ -303,6 +305,14 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         drvs[name].append_runpaths.append(value)
     for name, value in pairs(args.ignore_missing):
         drvs[name].ignore_missing.append(value)
+    if args.cuda_table:
+        nixpkgs = dict(pairs(args.pkg))
+        for name, entry in json.loads(CUDA_TABLE.read_text())["packages"].items():
+            if name in drvs:
+                drvs[name].search_roots += [drvs[dep].site for dep in entry["needs"]]
+                drvs[name].search += [Path(nixpkgs[lib]) for lib in entry["buildInputs"]]
+                drvs[name].ignore_missing += entry["ignoreMissing"]
+                drvs[name].append_runpaths.append("$ORIGIN")
 
     versions = {
         tool: subprocess.run([tool, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
