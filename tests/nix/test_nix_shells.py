@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from .conftest import REPO, harness, nix_eval, nix_inputs
-from .test_nix_eval import evaluated, is_cuda_only, wheel_table
+from .test_nix_eval import evaluated, flake_eval, is_cuda_only, wheel_table
 
 pytestmark = pytest.mark.nix
 
@@ -40,6 +40,9 @@ def locked_torch_wheels() -> list[str]:
 def test_dev_shells_exist_for_linux_and_macos() -> None:
     result = evaluated("x86_64-linux")
     assert result["devSystems"] == [*result["systems"], *DARWIN]
+    # The real flake: dev shells for all four systems, packages and checks for the images' two only.
+    assert flake_eval("builtins.attrNames", ".#devShells") == sorted(result["devSystems"])
+    assert flake_eval("builtins.attrNames", ".#packages") == sorted(result["systems"])
 
 
 def test_the_shells_use_the_venv_and_tell_uv_to_keep_out() -> None:
