@@ -52,7 +52,8 @@
 
       forSystems = lib.genAttrs project.systems;
 
-      perSystem = forSystems (
+      # Lazily per system: on macOS only devShells is ever asked for.
+      perSystem = lib.genAttrs project.devSystems (
         system:
         import ./nix/system.nix {
           inherit lib system project;
@@ -65,7 +66,7 @@
     {
       lib = project;
       packages = forSystems (system: perSystem.${system}.packages);
-      devShells = forSystems (system: perSystem.${system}.devShells);
+      devShells = lib.genAttrs project.devSystems (system: perSystem.${system}.devShells);
       checks = forSystems (system: perSystem.${system}.checks);
       formatter = forSystems (system: nixpkgs.legacyPackages.${system}.nixfmt);
     };

@@ -5,10 +5,10 @@ bytes, from uv.lock.
   environment (``uv export`` for the role's extras, then ``uv pip install --no-deps
   --compile-bytecode``, as the Nix build compiles bytecode into the store), measured on disk; then
   the prune table nix/prune.json (the one nix/prune.nix applies) is applied to it and it is measured
-  again, and once more after stripping as the Nix build does: torch's libraries with
-  ``--strip-unneeded`` (nix/torch.nix), then the debug sections of every shared object of every
-  package that is not CUDA-only (nix/strip.nix: ``strip -S``, the strip hook's default); every
-  stripped extension module of the venv's Python is imported afterwards. The CUDA role leaves out
+  again, and once more after stripping as the Nix build does (nix/strip.nix, from nix/strip.json:
+  the strip hook's debug pass on every ELF file of every package that is not CUDA-only, then
+  ``--strip-unneeded`` on torch/lib); every stripped extension module of the venv's Python is
+  imported afterwards. The CUDA role leaves out
   what nix/torch.nix drops from its torch (triton).
   worker-cpu's torch cannot be installed here (the CPU wheel's index is unreachable): the torch
   2.13.0+cpu wheel that lies on this machine is unpacked into the environment instead, as a stand-in
@@ -59,6 +59,13 @@ def prune_patterns(name: str) -> list[str]:
     """The patterns nix/prune.nix removes from package ``name``."""
     table = prune_table()
     return [pattern for key in table if key_matches(key, name) for pattern in table[key]]
+
+
+@cache
+def strip_table() -> dict[str, Any]:
+    """nix/strip.json: the strip hook's debug flags and the per-package ``stripAll`` directories."""
+    table: dict[str, Any] = json.loads((REPO / "nix" / "strip.json").read_text())
+    return table
 
 
 def strips(name: str) -> bool:
@@ -124,33 +131,41 @@ def _strip(flags: list[str], paths: list[Path]) -> None:
     _quiet(["strip", *flags, *map(str, paths)])
 
 
-def is_shared_object(path: Path) -> bool:
-    return path.suffix == ".so" or ".so." in path.name
+def is_elf(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(4) == b"\x7fELF"
 
 
-def strip_debug(site: Path) -> tuple[dict[str, int], list[Path]]:
-    """``strip -S`` every shared object of the packages nix/strip.nix strips; the bytes saved per
-    package (those that saved any) and the stripped files."""
+def strip_like_the_hook(site: Path) -> tuple[dict[str, int], list[Path]]:
+    """What nixpkgs' strip hook does to each package nix/strip.nix turns it on for, in its order:
+    strip.json's ``debugFlags`` on every ELF file of the package, then each ``stripAll`` directory's
+    ``flags``. The bytes saved per package (those that saved any) and the stripped files."""
+    table = strip_table()
     saved: dict[str, int] = {}
     stripped: list[Path] = []
     for name, paths in sorted(_distribution_files(site).items()):
-        objects = [p for p in paths if strips(name) and is_shared_object(p) and p.is_file()]
+        objects = [p for p in paths if strips(name) and p.is_file() and not p.is_symlink() and is_elf(p)]
         if not objects:
             continue
         before = sum(p.stat().st_size for p in objects)
-        _strip(["-S", "-p"], objects)
+        _strip(table["debugFlags"], objects)
+        for directory in table["stripAll"].get(name, {}).get("paths", []):
+            inside = [p for p in objects if p.is_relative_to(site / directory)]
+            _strip(table["stripAll"][name]["flags"], inside)
         stripped += objects
         if (delta := before - sum(p.stat().st_size for p in objects)) > 0:
             saved[name] = delta
     return saved, stripped
 
 
-# Imports each module; one whose package needs something the role lacks (greenlet.tests imports
-# psutil) is loaded by the dynamic linker instead, which is where a broken strip shows.
-_IMPORT_ALL = """
+# Imports each module (argv: module, path, module, path...); one whose package needs something the
+# role lacks (greenlet.tests imports psutil) is loaded by the dynamic linker instead, which is where a
+# broken strip shows. tools/replay_fixup.py runs it too.
+IMPORT_ALL = """
 import ctypes, importlib, sys
 failed = []
-for module, path in zip(sys.argv[1::2], sys.argv[2::2]):
+pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))
+for module, path in pairs:
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as exc:
@@ -163,6 +178,7 @@ for module, path in zip(sys.argv[1::2], sys.argv[2::2]):
                 failed.append(f"{module}: {exc!r}")
     except Exception as exc:
         failed.append(f"{module}: {exc!r}")
+print(f"{len(pairs) - len(failed)} of {len(pairs)} extension modules imported or loaded")
 print("\\n".join(failed))
 sys.exit(1 if failed else 0)
 """
@@ -179,7 +195,7 @@ def import_extensions(python: str, site: Path, objects: list[Path]) -> int:
     ).stdout.strip()
     modules = [p for p in objects if p.name.endswith(suffix)]
     argv = [arg for p in modules for arg in (".".join(p.relative_to(site).parts)[: -len(suffix)], str(p))]
-    proc = subprocess.run([python, "-c", _IMPORT_ALL, *argv], capture_output=True, text=True)
+    proc = subprocess.run([python, "-c", IMPORT_ALL, *argv], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"stripped extension modules fail to import:\n{proc.stdout}{proc.stderr}")
     return len(modules)
@@ -237,13 +253,9 @@ def measure_role(role: dict[str, Any]) -> dict[str, Any]:
         }
         if not shutil.which("strip"):
             return result
-        # nix/torch.nix has nixpkgs' strip hook run --strip-unneeded on torch/lib...
-        torch_libs = sorted(site.glob("torch/lib/*.so*"))
-        if torch_libs:
-            _strip(["--strip-unneeded"], torch_libs)
-        # ...and nix/strip.nix turns the hook's default (strip -S) back on for the non-CUDA wheels.
-        saved, stripped = strip_debug(site)
-        result["debug_stripped_mb_by_package"] = {name: round(n / MB, 1) for name, n in saved.items()}
+        # nix/strip.nix turns the hook back on for the non-CUDA wheels (nix/strip.json says how).
+        saved, stripped = strip_like_the_hook(site)
+        result["stripped_mb_by_package"] = {name: round(n / MB, 1) for name, n in saved.items()}
         result["stripped_extension_modules_imported"] = import_extensions(python, site, stripped)
         result["installed_pruned_stripped_mb"] = round(tree_bytes(site) / MB, 1)
         return result

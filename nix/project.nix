@@ -53,4 +53,9 @@ in
     layerPlan
     ;
   inherit (roles) systems;
+  # The images' systems, and macOS for the dev shells (nix/shells.nix) only.
+  devSystems = roles.systems ++ [
+    "aarch64-darwin"
+    "x86_64-darwin"
+  ];
 }

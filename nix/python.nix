@@ -12,8 +12,9 @@
 # and `strip -S`: 79 -> 58 MB (docs/nix.md).
 # ssl, sqlite3, ctypes, lzma, bz2, zlib, decimal, zoneinfo, readline stay. The cost: an overridden
 # CPython is not in the binary cache, so each architecture builds it from source once (minutes;
-# Cachix serves it afterwards where CI pushes to one). Every set, the images' and the dev shells',
-# uses this one interpreter, so they share store paths.
+# Cachix serves it afterwards where CI pushes to one). The images' sets and the checks use it; the dev
+# shells pass `python = pkgs.python313`, the binary cache's stock build, so a first `nix develop`
+# compiles nothing (docs/nix.md has the numbers behind that choice).
 #
 # Bytecode: pyproject.nix's configure hook sets UV_COMPILE_BYTECODE=1 unless tool.uv.compile-bytecode
 # is false (it is not), so every package is installed with its .pyc compiled in the store.
@@ -59,8 +60,11 @@ let
     });
   };
 
-  # The composed extension for one torch variant ("none", "cpu", "cuda").
-  overlayFor =
+  # The composed extension for one torch variant ("none", "cpu", "cuda"): the dev shells' one, and the
+  # images' one, which also strips (strip.nix). The dev shells keep uv2nix's dontStrip: their extra
+  # wheels (ruff, mypy, zizmor, ta-lib...) were not replayed through strip + patchelf, and a few MB
+  # on a developer's machine are not worth that risk.
+  devOverlayFor =
     variant:
     lib.composeManyExtensions [
       buildSystemsOverlay
@@ -68,16 +72,34 @@ let
       fixups
       torch.overlays.${variant}
       prune.overlay
-      strip.overlay
     ];
+
+  overlayFor = variant: lib.composeExtensions (devOverlayFor variant) strip.overlay;
+
+  # The editable ktrdr's source: only what hatchling reads to write the metadata and find the package
+  # (pyproject.toml, the README it names, ktrdr/__init__.py), uv2nix's source-filtering pattern for
+  # editables. The venv points at $REPO_ROOT for the code, so editing it rebuilds nothing; only a
+  # change of these files does.
+  editableSource = lib.cleanSourceWith {
+    name = "ktrdr-editable-source";
+    src = workspaceRoot;
+    filter =
+      path: _type:
+      lib.elem (lib.removePrefix (toString workspaceRoot + "/") (toString path)) [
+        "pyproject.toml"
+        "README.md"
+        "ktrdr"
+        "ktrdr/__init__.py"
+      ];
+  };
 
   # Dev shells: ktrdr installed editable from the checkout. hatchling's editable build imports
   # `editables` (hatchling/builders/wheel.py, build_editable_detection; it is what hatchling's
   # get_requires_for_build_editable adds), which pyproject.nix does not ask for: add it, as uv2nix's
-  # own editable checks do. Built from the filtered source, so editing tests does not rebuild it.
+  # own editable checks do.
   editableFixups = final: prev: {
     ktrdr = prev.ktrdr.overrideAttrs (old: {
-      src = appSource;
+      src = editableSource;
       nativeBuildInputs = old.nativeBuildInputs ++ final.resolveBuildSystem { editables = [ ]; };
     });
   };
@@ -97,6 +119,10 @@ let
     bluezSupport = false;
   };
 
+  # The dev shells' interpreter: the binary cache's stock python313, so a first `nix develop`
+  # compiles no CPython (docs/nix.md has the numbers).
+  devPythonFor = pkgs: pkgs.python313;
+
   # `self` must be the overridden interpreter itself: cpython's passthru (interpreter, pkgs, the
   # spliced pythonOnBuildForHost that pyproject.nix's hooks install wheels with) is built from it.
   runtimePythonFor =
@@ -105,6 +131,30 @@ let
       python = pkgs.python313.override (runtimePythonArgs // { self = python; });
     in
     python;
+
+  # One package set per torch variant, all from the same base set on one interpreter: the images'
+  # (the trimmed runtime python313: nixpkgs' python3 may be newer than uv.lock's requires-python
+  # allows, and overlayFor) unless told otherwise.
+  mkPythonSets =
+    {
+      pkgs,
+      pyproject-nix,
+      python ? runtimePythonFor pkgs,
+      overlay ? overlayFor,
+    }:
+    let
+      base = pkgs.callPackage pyproject-nix.build.packages { inherit python; };
+    in
+    lib.genAttrs [ "none" "cpu" "cuda" ] (variant: base.overrideScope (overlay variant));
+
+  # The dev shells' sets.
+  mkDevPythonSets =
+    { pkgs, pyproject-nix }:
+    mkPythonSets {
+      inherit pkgs pyproject-nix;
+      python = devPythonFor pkgs;
+      overlay = devOverlayFor;
+    };
 in
 {
   inherit
@@ -112,19 +162,14 @@ in
     projectOverlay
     fixups
     overlayFor
+    devOverlayFor
     editableFixups
     editableOverlay
     appSource
+    editableSource
     ;
 
-  inherit runtimePythonArgs runtimePythonFor;
+  inherit runtimePythonArgs runtimePythonFor devPythonFor;
 
-  # One package set per torch variant, all from the same base set on the one runtime interpreter
-  # (python313: nixpkgs' python3 may be newer than uv.lock's requires-python allows).
-  mkPythonSets =
-    { pkgs, pyproject-nix }:
-    let
-      base = pkgs.callPackage pyproject-nix.build.packages { python = runtimePythonFor pkgs; };
-    in
-    lib.genAttrs [ "none" "cpu" "cuda" ] (variant: base.overrideScope (overlayFor variant));
+  inherit mkPythonSets mkDevPythonSets;
 }

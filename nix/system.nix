@@ -1,5 +1,6 @@
 # Everything of one system: the Python sets and environments, the images, the dev shells and the
-# checks. Called by flake.nix once per system of the role table.
+# checks. Called by flake.nix once per system of the role table, and for the dev shells of macOS
+# (project.devSystems), where only `devShells` is used.
 # `lib` and `system` come from the flake rather than from pkgs, so the attribute names of these outputs
 # are known without instantiating nixpkgs (Nix looks `.#lib...` up in packages.<system> first).
 {
@@ -42,8 +43,14 @@ let
     nix2container = n2c.nix2container;
   };
 
+  # The dev shells' sets: the images' overlays but the strip one (devOverlayFor), on the binary
+  # cache's stock python313 (devPythonFor), so a first `nix develop` compiles nothing (docs/nix.md).
   shells = import ./shells.nix {
-    inherit pkgs project pythonSets;
+    inherit lib pkgs project;
+    pythonSets = project.python.mkDevPythonSets {
+      inherit pkgs;
+      inherit (project) pyproject-nix;
+    };
   };
 
   allChecks = import ./checks.nix {

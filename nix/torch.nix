@@ -1,11 +1,14 @@
 # torch variants of the package set, as pyproject.nix overlays that need only nixpkgs' lib:
-#   cpuOverlay   swaps torch's source for the CPU-only wheel of the locked version (table in
-#                torch-cpu-wheels.json) and drops every CUDA-only dependency (torch-variants.json);
-#   both         strip the symbol tables of torch's libraries;
-#   cudaOverlay  drops triton (torch-variants.json), and makes the PyPI CUDA wheel and its nvidia-* wheels
-#                patch cleanly under autoPatchelf and find the driver libraries that container
+#   cpuOverlay   on Linux, swaps torch's source for the CPU-only wheel of the locked version (table in
+#                torch-cpu-wheels.json), gives it the libraries its bundled ones link (zlib), and
+#                drops every CUDA-only dependency (torch-variants.json); on macOS PyPI's torch
+#                already is the CPU build;
+#   cudaOverlay  drops triton (torch-variants.json), and makes the PyPI CUDA wheel and its nvidia-*
+#                wheels patch cleanly under autoPatchelf (each finds the sibling wheels it links
+#                through search paths from cuda-libs.json) and find the driver libraries that container
 #                runtimes inject.
-# What both variants prune from the installed files (headers, cmake files, tests) is in prune.json.
+# What both variants prune from the installed files (headers, cmake files, tests) is in prune.json;
+# how torch's libraries are stripped is in strip.json (nix/strip.nix).
 # Packages are taken from the scope (`final.pkgs`), as pyproject.nix's own overlays do.
 {
   lib,
@@ -13,6 +16,8 @@
   # What each variant drops from torch's dependencies and swaps, with the reasons: the one table the
   # overlays here, the SBOM script and bench read.
   variants ? lib.importJSON ./torch-variants.json,
+  # Written by tools/cuda_libs.py from the locked wheels' NEEDED entries.
+  cudaLibTable ? lib.importJSON ./cuda-libs.json,
 }:
 let
   inGroup = group: name: lib.any (p: lib.hasPrefix p name) group.prefixes || lib.elem name group.names;
@@ -64,16 +69,6 @@ let
 
   withoutCudaDropped = withoutDropped "cuda";
 
-  # torch's own libraries keep their full symbol tables (.symtab/.strtab: ~100 MB in the CPU wheel,
-  # ~180 MB in the CUDA wheel); the dynamic linker and dlsym use .dynsym only. nixpkgs' strip hook
-  # (fixup phase, before autoPatchelf) strips debug sections only unless asked: ask it for
-  # --strip-unneeded on torch/lib, what distributions do to shared libraries. uv2nix's dontStrip on
-  # wheels silences the whole hook, these lists included: nix/strip.nix turns it back on for torch.
-  stripTorchLibs = sitePackages: {
-    stripAllList = [ "${sitePackages}/torch/lib" ];
-    stripAllFlags = [ "--strip-unneeded" ];
-  };
-
   # Where nvidia-container-toolkit, the GPU operator and distro images put libcuda.so.1 & co.
   # nixpkgs' glibc has no host ld.so cache, so these must be on the runpath or LD_LIBRARY_PATH.
   driverLibDirs = arch: [
@@ -83,73 +78,99 @@ let
     "/usr/local/nvidia/lib"
   ];
 
+  # Libraries that the CPU wheels' bundled libraries link and neither the wheel nor nixpkgs'
+  # manylinux set (uv2nix's buildInputs for wheels) has: the aarch64 wheel's libgfortran.so.5 needs
+  # libz.so.1 (readelf -d; docs/nix.md has what was inspected). autoPatchelf puts it on the runpath
+  # only where it is needed, so the x86_64 closure does not keep it.
+  cpuTorchInputs = pkgs: [ pkgs.zlib ];
+
   cpuOverlay =
     final: prev:
     lib.optionalAttrs (prev ? torch) {
-      torch = prev.torch.overrideAttrs (
-        old:
-        let
-          wheel = cpuWheel {
-            inherit (old) version;
-            inherit (final.python) pythonVersion;
-            arch = final.stdenv.hostPlatform.parsed.cpu.name;
-          };
-        in
-        {
-          version = "${old.version}+cpu";
-          inherit (stripTorchLibs final.python.sitePackages) stripAllList stripAllFlags;
-          # The fetch's name must be the real wheel file name (with `+`, not %2B): the wheel hook
-          # installs dist/$(stripHash $src), and uv checks the file name.
-          src = final.pkgs.fetchurl {
-            name = wheel.file;
-            inherit (wheel) url hash;
-          };
-          passthru = old.passthru // {
-            dependencies = withoutCudaOnly old.passthru.dependencies;
-            optional-dependencies = lib.mapAttrs (_: withoutCudaOnly) (old.passthru.optional-dependencies or { });
-            cpuWheel = wheel;
-          };
-        }
-      );
+      # The platform is read inside the attribute: the overlay's attribute names must not depend on
+      # `final`, which they help define.
+      torch =
+        if !final.stdenv.hostPlatform.isLinux then
+          prev.torch
+        else
+          prev.torch.overrideAttrs (
+            old:
+            let
+              wheel = cpuWheel {
+                inherit (old) version;
+                inherit (final.python) pythonVersion;
+                arch = final.stdenv.hostPlatform.parsed.cpu.name;
+              };
+            in
+            {
+              version = "${old.version}+cpu";
+              buildInputs = (old.buildInputs or [ ]) ++ cpuTorchInputs final.pkgs;
+              # The fetch's name must be the real wheel file name (with `+`, not %2B): the wheel hook
+              # installs dist/$(stripHash $src), and uv checks the file name.
+              src = final.pkgs.fetchurl {
+                name = wheel.file;
+                inherit (wheel) url hash;
+              };
+              passthru = old.passthru // {
+                dependencies = withoutCudaOnly old.passthru.dependencies;
+                optional-dependencies = lib.mapAttrs (_: withoutCudaOnly) (old.passthru.optional-dependencies or { });
+                cpuWheel = wheel;
+              };
+            }
+          );
+    };
+
+  # A CUDA wheel's fixups from cuda-libs.json: search paths into the sibling wheels its libraries
+  # link (each wheel is its own store path, so $ORIGIN does not reach them; the table's "needs" graph
+  # is acyclic, tests/nix checks it, so these runtime references make no cycle), the nixpkgs
+  # libraries it links, and the NEEDED names nothing provides, ignored by name: the driver's
+  # libcuda.so.1 and the optional transports of cuFile's and NVSHMEM's plugins.
+  cudaLibFixup =
+    final: name: old:
+    let
+      inherit (final.python) sitePackages;
+      entry =
+        cudaLibTable.packages.${name} or (throw ''
+          nix/cuda-libs.json has no entry for ${name}; rerun `uv run python -m tools.cuda_libs` after locking.
+        '');
+      searchPaths = lib.concatMap (
+        dep: map (dir: "${final.${dep}}/${sitePackages}/${dir}") cudaLibTable.packages.${dep}.libDirs
+      ) entry.needs;
+    in
+    assert lib.assertMsg (entry.version == old.version) ''
+      nix/cuda-libs.json describes ${name} ${entry.version}, uv.lock pins ${old.version}; rerun
+      `uv run python -m tools.cuda_libs`.
+    '';
+    {
+      autoPatchelfIgnoreMissingDeps = entry.ignoreMissing;
+      appendRunpaths =
+        (old.appendRunpaths or [ ])
+        ++ [ "$ORIGIN" ]
+        ++ driverLibDirs final.stdenv.hostPlatform.parsed.cpu.name;
+      buildInputs = (old.buildInputs or [ ]) ++ map (input: final.pkgs.${input}) entry.buildInputs;
+      preFixup = (old.preFixup or "") + lib.concatMapStrings (path: "addAutoPatchelfSearchPath ${path}\n") searchPaths;
     };
 
   cudaOverlay =
     final: prev:
     let
-      sitePackages = final.python.sitePackages;
-      driverDirs = driverLibDirs final.stdenv.hostPlatform.parsed.cpu.name;
-      names = lib.attrNames prev;
-      nvidia = lib.filter (lib.hasPrefix "nvidia-") names;
-      cudaLibs = lib.filter (name: lib.hasPrefix "nvidia-" name || lib.hasPrefix "cuda-" name) names;
-
-      # The nvidia wheels dlopen each other and optional transports (libfabric, ibverbs, MPI for
-      # nvshmem; ibverbs for cufile) that a container never has: ignore what is missing, keep $ORIGIN
-      # for siblings (torch preloads nvidia/*/lib itself). Cross-linking them would make cycles.
-      looseLib =
-        name:
-        prev.${name}.overrideAttrs (old: {
-          autoPatchelfIgnoreMissingDeps = [ "*" ];
-          appendRunpaths = (old.appendRunpaths or [ ]) ++ [ "$ORIGIN" ] ++ driverDirs;
-          buildInputs = (old.buildInputs or [ ]) ++ [ final.pkgs.zlib ];
-        });
+      cudaLibs = lib.filter (name: lib.hasPrefix "nvidia-" name || lib.hasPrefix "cuda-" name) (
+        lib.attrNames prev
+      );
     in
-    lib.genAttrs cudaLibs looseLib
+    lib.genAttrs cudaLibs (name: prev.${name}.overrideAttrs (cudaLibFixup final name))
     // lib.optionalAttrs (prev ? torch) {
-      torch = prev.torch.overrideAttrs (old: {
-        # libcuda.so.1 comes with the driver at run time; every other library torch links is in its
-        # own lib/ or a nvidia wheel (torch -> nvidia only, a DAG).
-        autoPatchelfIgnoreMissingDeps = [ "libcuda.so.1" ];
-        appendRunpaths = (old.appendRunpaths or [ ]) ++ [ "$ORIGIN" ] ++ driverDirs;
-        inherit (stripTorchLibs sitePackages) stripAllList stripAllFlags;
-        preFixup =
-          (old.preFixup or "")
-          + lib.concatMapStrings (name: "addAutoPatchelfSearchPath ${final.${name}}/${sitePackages}/nvidia\n") nvidia;
-        passthru = old.passthru // {
-          dependencies = withoutCudaDropped old.passthru.dependencies;
-          optional-dependencies = lib.mapAttrs (_: withoutCudaDropped) (old.passthru.optional-dependencies or { });
-          driverLibDirs = driverDirs;
-        };
-      });
+      torch = prev.torch.overrideAttrs (
+        old:
+        cudaLibFixup final "torch" old
+        // {
+          passthru = old.passthru // {
+            dependencies = withoutCudaDropped old.passthru.dependencies;
+            optional-dependencies = lib.mapAttrs (_: withoutCudaDropped) (old.passthru.optional-dependencies or { });
+            driverLibDirs = driverLibDirs final.stdenv.hostPlatform.parsed.cpu.name;
+          };
+        }
+      );
     };
 in
 {
@@ -161,6 +182,8 @@ in
     wheelKey
     cudaDroppedDependencies
     driverLibDirs
+    cpuTorchInputs
+    cudaLibTable
     cpuOverlay
     cudaOverlay
     ;

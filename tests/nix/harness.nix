@@ -71,6 +71,7 @@ let
     inherit stdenv;
     pythonVersion = pyVer;
     sitePackages = "lib/python${pyVer}/site-packages";
+    interpreter = "/nix/store/00000000000000000000000000000000-python3-${pythonVersion}/bin/python${pyVer}";
     passthru = {
       implementation = "cpython";
       pythonVersion = pyVer;
@@ -87,10 +88,21 @@ let
   };
   pkgs = {
     inherit fetchurl;
+    stdenv = stdenv;
     zlib = mkDrv {
       pname = "zlib";
       version = "1.3";
     };
+    uv = mkDrv {
+      pname = "uv";
+      version = "0.9";
+    };
+    nixfmt = mkDrv {
+      pname = "nixfmt";
+      version = "1.0";
+    };
+    # nix/shells.nix's mkShell: records its arguments.
+    mkShell = args: args;
   };
   scope = {
     inherit stdenv lib pkgs fetchurl;
@@ -108,7 +120,13 @@ let
   };
   # A fixed point like pyproject.nix's makeScope: packages are called with, and build systems
   # resolved from, the final set (so overlays that add build inputs are evaluated for real).
-  baseOf = final: scope // {
+  baseOf = overlay: final: scope // {
+    # pyproject.nix's mkVirtualEnv and overrideScope, as far as nix/shells.nix uses them.
+    mkVirtualEnv = name: spec: {
+      inherit name spec;
+      packages = closure final spec;
+    };
+    overrideScope = extra: setFor (lib.composeExtensions overlay extra);
     # Native builds: pyproject.nix aliases both to the set itself.
     pythonPkgsBuildHost = final;
     pythonPkgsHostHost = final;
@@ -121,7 +139,7 @@ let
     resolveBuildSystem =
       spec: map (name: final.${name}) (pyproject-nix.build.lib.resolvers.resolveNonCyclic [ ] final spec);
   };
-  setFor = overlay: lib.fix (lib.extends overlay baseOf);
+  setFor = overlay: lib.fix (lib.extends overlay (baseOf overlay));
 
   sets = lib.genAttrs [ "none" "cpu" "cuda" ] (variant: setFor (python.overlayFor variant));
 
@@ -138,7 +156,11 @@ let
         };
     };
     callPackage = _f: args: {
-      overrideScope = _overlay: { inherit (args) python; };
+      overrideScope = overlay: {
+        inherit (args) python;
+        # Whether the set's overlay turns the strip hook back on (checked on one wheel).
+        strips = !((setFor overlay).sqlalchemy.dontStrip or true);
+      };
     };
   };
   hostSets = python.mkPythonSets {
@@ -146,6 +168,16 @@ let
     inherit pyproject-nix;
   };
   editableSet = setFor (lib.composeExtensions (python.overlayFor "none") python.editableOverlay);
+
+  # nix/shells.nix with the mock sets, and the sets system.nix gives it (mkDevPythonSets).
+  shells = import (workspaceRoot + "/nix/shells.nix") {
+    inherit lib pkgs project;
+    pythonSets = sets;
+  };
+  devHostSets = python.mkDevPythonSets {
+    pkgs = hostPkgs;
+    inherit pyproject-nix;
+  };
 
   # The same resolver mkVirtualEnv uses.
   closure = set: spec: pyproject-nix.build.lib.resolvers.resolveCyclic set spec;
@@ -165,6 +197,7 @@ let
         src = set.torch.src.fetchurl or null;
         dependencies = lib.attrNames set.torch.passthru.dependencies;
         autoPatchelfIgnoreMissingDeps = set.torch.autoPatchelfIgnoreMissingDeps or null;
+        buildInputs = map (drv: drv.pname or drv.name) (set.torch.buildInputs or [ ]);
         appendRunpaths = set.torch.appendRunpaths or [ ];
         preFixup = set.torch.preFixup or "";
         postInstall = set.torch.postInstall or "";
@@ -176,10 +209,13 @@ let
         paths = (set.${n}.passthru or { }).prunedPaths or [ ];
         postInstall = set.${n}.postInstall or "";
       });
-      # uv2nix's dontStrip, after nix/strip.nix, with each package's format.
+      # uv2nix's dontStrip, after nix/strip.nix, with each package's format and the hook's lists.
       strip = lib.genAttrs names (n: {
         format = set.${n}.passthru.format or "local";
         dontStrip = set.${n}.dontStrip or null;
+        stripDebugFlags = set.${n}.stripDebugFlags or null;
+        stripAllList = set.${n}.stripAllList or null;
+        stripAllFlags = set.${n}.stripAllFlags or null;
       });
       cudaLibFixups = lib.listToAttrs (
         map (n: {
@@ -187,6 +223,8 @@ let
           value = {
             ignore = set.${n}.autoPatchelfIgnoreMissingDeps or null;
             appendRunpaths = set.${n}.appendRunpaths or [ ];
+            preFixup = set.${n}.preFixup or "";
+            buildInputs = map (drv: drv.pname or drv.name) (set.${n}.buildInputs or [ ]);
           };
         }) (lib.filter torch.isCudaOnly names)
       );
@@ -202,6 +240,22 @@ in
     selfIsTheOverride = set.python.overrideArgs.self.outPath == set.python.outPath;
   }) hostSets;
   runtimePythonArgs = python.runtimePythonArgs;
+  # The dev shells' interpreter: stock python313, no override.
+  devPython = lib.mapAttrs (_: set: {
+    stock = set.python == hostPkgs.python313;
+    overridden = set.python ? overrideArgs;
+    inherit (set) strips;
+  }) devHostSets;
+  imagesStrip = lib.mapAttrs (_: set: set.strips) hostSets;
+  shells = lib.mapAttrs (_: shell: rec {
+    inherit (shell) env shellHook;
+    packages = map (p: p.pname or p.name) shell.packages;
+    venv = (lib.head shell.packages).packages;
+    formats = lib.genAttrs venv (n: (sets.cpu.${n} or sets.none.${n}).passthru.format or "local");
+  }) shells;
+  # Where the dev shell's torch comes from (the CPU table on Linux, the lock on macOS).
+  cpuTorchUrl = sets.cpu.torch.src.fetchurl.url or sets.cpu.torch.src.url or null;
+  devSystems = project.devSystems;
   systems = project.systems;
   rolesForSystem = lib.attrNames (project.roles.rolesFor system);
   wheelFormats = lib.mapAttrs (_: drv: drv.passthru.format or "local") (
@@ -214,7 +268,17 @@ in
   editable = {
     editableRoot = editableSet.ktrdr.EDITABLE_ROOT or null;
     buildInputs = map (drv: drv.pname or drv.name) editableSet.ktrdr.nativeBuildInputs;
-    src = toString editableSet.ktrdr.src == toString python.appSource;
+    src = toString editableSet.ktrdr.src == toString python.editableSource;
+    # What the editable source holds, relative to the workspace root.
+    srcFiles = lib.filter (rel: python.editableSource.filter (toString workspaceRoot + "/" + rel) "regular") [
+      "pyproject.toml"
+      "README.md"
+      "ktrdr"
+      "ktrdr/__init__.py"
+      "ktrdr/cli/main.py"
+      "tests/conftest.py"
+      "uv.lock"
+    ];
     packages = closure editableSet python.workspace.deps.all;
   };
   imageConfigs = lib.mapAttrs (
