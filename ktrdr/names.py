@@ -254,18 +254,25 @@ def _check_text(value: Any) -> Any:
     return value
 
 
-def _check_json_text(value: Any) -> Any:
-    """Every key and string inside a JSON value passes :func:`text_problem` (walked without recursion)."""
+def nested_text_problem(value: Any) -> str | None:
+    """The first :func:`text_problem` of any key or string inside a parsed JSON or YAML value."""
     stack = [value]
-    while stack:
+    while stack:  # without recursion: a hostile document may nest deeply
         item = stack.pop()
         if isinstance(item, str):
-            _check_text(item)
+            if (problem := text_problem(item)) is not None:
+                return problem
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
+    return None
+
+
+def _check_json_text(value: Any) -> Any:
+    if (problem := nested_text_problem(value)) is not None:
+        raise PydanticCustomError(INVALID_TEXT, "{reason}", {"reason": problem})
     return value
 
 

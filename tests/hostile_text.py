@@ -11,6 +11,7 @@ Profiles: ``hostile`` (the default, sized for the suite's time budget) and ``hos
 
 from __future__ import annotations
 
+import json
 import os
 from urllib.parse import quote
 
@@ -67,3 +68,26 @@ def in_url(value: str) -> str:
     """``value`` as one percent-encoded URL path segment: every reserved byte escaped, and the dots
     too, or the client would resolve a ``..`` segment itself before sending."""
     return quote(value, safe="").replace(".", "%2E")
+
+
+# Where hostile text can stand in the bundled strategy document: the values that name something
+# (the strategy, an indicator id, the symbol) and one that is free text (the description). Each
+# is the line that starts with the prefix, and what replaces it.
+STRATEGY_SPOTS = {
+    "name": ("name: ", "name: {}"),
+    "indicator id": ("  rsi_14: {type: rsi", "  {}: {{type: rsi, period: 14}}"),
+    "symbol": ("  symbol: ", "  symbol: {}"),
+    "description": ("description: ", "description: {}"),
+}
+
+
+def strategy_with(spot: str, value: str) -> str:
+    """The bundled strategy with ``value`` at ``spot``, written as a YAML double-quoted scalar (JSON
+    string syntax, so a lone surrogate or a NUL arrives as an escape, the way an attacker sends it)."""
+    from ktrdr.strategy.loader import bundled_strategies_dir
+
+    prefix, template = STRATEGY_SPOTS[spot]
+    lines = (bundled_strategies_dir() / "rsi_macd_trend.yaml").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(prefix))
+    lines[at] = template.format(json.dumps(value))
+    return "\n".join(lines) + "\n"

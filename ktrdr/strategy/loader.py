@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel
 
 from ktrdr.errors import StrategyNotFoundError, StrategyValidationError
-from ktrdr.names import STRATEGY_NAME, is_name, validate_strategy_name
+from ktrdr.names import STRATEGY_NAME, is_name, nested_text_problem, validate_strategy_name
 from ktrdr.strategy.schema import StrategyConfig, StrategyProblems
 
 MAX_STRATEGY_BYTES = 256 * 1024
@@ -63,6 +63,10 @@ def parse_strategy(text: str) -> StrategyConfig:
         raise _invalid([{"loc": "", "msg": f"expected a mapping of keys, got {type(data).__name__}"}])
     if _count_nodes(data, MAX_NODES) > MAX_NODES:
         raise _invalid([{"loc": "", "msg": f"the document has more than {MAX_NODES} values"}])
+    # YAML escapes can spell what UTF-8 text cannot hold ("\ud800"), or a NUL ("\0"); such text
+    # would break every message and response that names it.
+    if (problem := nested_text_problem(data)) is not None:
+        raise _invalid([{"loc": "", "msg": f"the document holds a key or value that {problem}"}])
     try:
         return StrategyConfig.model_validate(data)
     except pydantic.ValidationError as exc:

@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ktrdr.api.main import create_app
+from ktrdr.names import text_problem
 from ktrdr.protocol import WorkerType
 from ktrdr.settings import Settings
 from tests.control.backend_fixtures import (
@@ -34,7 +35,7 @@ from tests.control.backend_fixtures import (
     serve_in_thread,
 )
 from tests.control.fake_worker import FakeWorker, FakeWorkerPool
-from tests.hostile_text import HOSTILE, hostile_names, hostile_text, in_url
+from tests.hostile_text import HOSTILE, STRATEGY_SPOTS, hostile_names, hostile_text, in_url, strategy_with
 
 JSON = {"content-type": "application/json"}
 
@@ -317,3 +318,27 @@ def test_the_fixture_really_dispatches_and_records(served: Served) -> None:
     )
     assert started.status_code == 200, started.text
     assert snapshot(served) != served.baseline
+
+
+# --- inside a strategy document ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spot", list(STRATEGY_SPOTS))
+@HOSTILE
+@given(value=hostile_names() | hostile_text())
+def test_hostile_text_inside_a_strategy_document_is_judged_never_a_server_error(
+    served: Served, spot: str, value: str
+) -> None:
+    document = strategy_with(spot, value)
+    answer = served.client.post(
+        "/api/v1/strategies/validate", content=document.encode(), headers={"content-type": "application/yaml"}
+    )
+    if spot == "description" and text_problem(value) is None:
+        assert answer.status_code == 200 and answer.json()["valid"] is True, answer.text[:300]
+        return
+    if answer.status_code == 200:  # a mapping judged key by key: the bad key is named
+        verdict = answer.json()
+        assert verdict["valid"] is False and verdict["errors"], verdict
+    else:
+        assert_refused(answer, 422, "INVALID_STRATEGY")
+    assert snapshot(served) == served.baseline

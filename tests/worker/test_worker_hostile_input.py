@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from worker_harness import LiveWorker
 
 from ktrdr.strategy.loader import bundled_strategies_dir
-from tests.hostile_text import HOSTILE, hostile_names, hostile_text, in_url
+from tests.hostile_text import HOSTILE, hostile_names, hostile_text, in_url, strategy_with
 
 STRATEGY_YAML = (bundled_strategies_dir() / "rsi_macd_trend.yaml").read_text()
 
@@ -99,3 +99,22 @@ def test_a_cancel_reason_the_backend_could_not_store_is_422(live: LiveWorker, va
     )
     assert answer.status_code == 422, answer.text[:300]
     assert ["query", "reason"] in [e["loc"] for e in answer.json()["error"]["details"]["errors"]]
+
+
+@pytest.mark.parametrize("spot", ["name", "indicator id", "symbol"])
+@HOSTILE
+@given(value=hostile_names() | hostile_text())
+def test_a_strategy_naming_something_with_hostile_text_is_refused_and_starts_nothing(
+    live: LiveWorker, spot: str, value: str
+) -> None:
+    body = {
+        "operation_id": "op_1",
+        "strategy_yaml": strategy_with(spot, value),
+        "symbol": "EURUSD",
+        "timeframe": "1h",
+    }
+    headers = {**live.authed(), "content-type": "application/json"}
+    answer = live.client.post(live.start_path, content=json.dumps(body), headers=headers)
+    assert answer.status_code == 422, (answer.status_code, answer.text[:300])
+    assert answer.json()["error"]["code"] == "INVALID_STRATEGY"
+    assert snapshot(live) == ([], [], [])
