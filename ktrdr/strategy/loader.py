@@ -65,8 +65,8 @@ def parse_strategy(text: str) -> StrategyConfig:
         raise _invalid([{"loc": "", "msg": f"the document has more than {MAX_NODES} values"}])
     # YAML escapes can spell what UTF-8 text cannot hold ("\ud800"), or a NUL ("\0"); such text
     # would break every message and response that names it.
-    if (problem := nested_text_problem(data)) is not None:
-        raise _invalid([{"loc": "", "msg": f"the document holds a key or value that {problem}"}])
+    if (bad_text := nested_text_problem(data)) is not None:
+        raise _invalid([{"loc": "", "msg": f"the document holds a key or value that {bad_text}"}])
     try:
         return StrategyConfig.model_validate(data)
     except pydantic.ValidationError as exc:
