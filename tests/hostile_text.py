@@ -11,7 +11,6 @@ Profiles: ``hostile`` (the default, sized for the suite's time budget) and ``hos
 
 from __future__ import annotations
 
-import json
 import os
 from urllib.parse import quote
 
@@ -81,13 +80,28 @@ STRATEGY_SPOTS = {
 }
 
 
+def yaml_quoted(value: str) -> str:
+    """``value`` as a YAML double-quoted scalar that parses back to exactly ``value``: everything but
+    printable ASCII escaped (``\\uXXXX``, ``\\UXXXXXXXX``), so a lone surrogate or a NUL arrives as an
+    escape, the way an attacker would send it."""
+    out = []
+    for char in value:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
 def strategy_with(spot: str, value: str) -> str:
-    """The bundled strategy with ``value`` at ``spot``, written as a YAML double-quoted scalar (JSON
-    string syntax, so a lone surrogate or a NUL arrives as an escape, the way an attacker sends it)."""
+    """The bundled strategy with ``value`` (:func:`yaml_quoted`) at ``spot``."""
     from ktrdr.strategy.loader import bundled_strategies_dir
 
     prefix, template = STRATEGY_SPOTS[spot]
     lines = (bundled_strategies_dir() / "rsi_macd_trend.yaml").read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith(prefix))
-    lines[at] = template.format(json.dumps(value))
+    lines[at] = template.format(yaml_quoted(value))
     return "\n".join(lines) + "\n"
