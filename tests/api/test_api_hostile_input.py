@@ -309,17 +309,6 @@ def test_text_a_store_cannot_take_is_422_and_changes_nothing(
     assert snapshot(served) == served.baseline
 
 
-def test_the_fixture_really_dispatches_and_records(served: Served) -> None:
-    """The properties above are meaningful: valid requests of the same shapes do change the state."""
-    assert snapshot(served) == served.baseline
-    started = served.client.post(
-        "/api/v1/backtests/start",
-        json={"strategy_name": "rsi_macd_trend", "model_path": "rsi_macd_trend/1h_v1"},
-    )
-    assert started.status_code == 200, started.text
-    assert snapshot(served) != served.baseline
-
-
 # --- inside a strategy document ------------------------------------------------------------------------
 
 
@@ -342,3 +331,15 @@ def test_hostile_text_inside_a_strategy_document_is_judged_never_a_server_error(
     else:
         assert_refused(answer, 422, "INVALID_STRATEGY")
     assert snapshot(served) == served.baseline
+
+
+# Last in the module: it changes the state every test above compares with.
+def test_the_fixture_really_dispatches_and_records(served: Served) -> None:
+    """The properties above are meaningful: valid requests of the same shapes do change the state."""
+    assert snapshot(served) == served.baseline
+    started = served.client.post(
+        "/api/v1/backtests/start",
+        json={"strategy_name": "rsi_macd_trend", "model_path": "rsi_macd_trend/1h_v1"},
+    )
+    assert started.status_code == 200, started.text
+    assert snapshot(served) != served.baseline
