@@ -10,7 +10,11 @@ with the class's ``status_code``; nothing else decides statuses.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+# The pydantic error type of a name refused by ktrdr.names (mapped to 400 INVALID_NAME below).
+INVALID_NAME_TYPE = "invalid_name"
 
 
 class KtrdrError(Exception):
@@ -144,3 +148,34 @@ class ConfigurationError(KtrdrError):
     """A process was started with settings it refuses to run with (e.g. production without a token)."""
 
     code = "CONFIGURATION_ERROR"
+
+
+# --- request validation --------------------------------------------------------------------------
+
+
+def request_validation_error(errors: Sequence[Mapping[str, Any]]) -> KtrdrError:
+    """A request that failed schema validation (pydantic's error list), as one error of ours.
+
+    400 INVALID_NAME when any name was refused (its field named first), else 422 VALIDATION_ERROR.
+    Each error keeps only its location, message and type: the input itself may be huge, binary or
+    secret, and is never echoed.
+    """
+    listed = [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in errors
+    ]
+    refused = [e for e in listed if e["type"] == INVALID_NAME_TYPE]
+    if refused:
+        first = refused[0]
+        # ["body", "model_path"] -> "model_path"; ["path", "operation_id"] -> "operation_id"
+        field = ".".join(first["loc"][1:]) or ".".join(first["loc"])
+        return InvalidNameError(
+            f"{field}: {first['msg']}",
+            details={"field": field, "in": first["loc"][0] if first["loc"] else "", "errors": listed},
+        )
+    where = ", ".join(".".join(e["loc"]) + f": {e['msg']}" for e in listed[:5])
+    return ValidationError(f"invalid request: {where}", details={"errors": listed})

@@ -14,6 +14,10 @@ Backend -> worker:
   GET    {worker}/api/v1/operations/{id}           -> OperationReport (progress pulled while running)
   DELETE {worker}/api/v1/operations/{id}/cancel    ?reason=... -> OperationReport
 
+Every call but a worker's ``GET /health`` carries ``Authorization: Bearer <KTRDR_API_TOKEN>`` when a
+token is configured (:mod:`ktrdr.web.tokens`). Ids, symbols, timeframes and model paths are
+:mod:`ktrdr.names` types, so either side refuses an unsafe one while parsing (400 INVALID_NAME).
+
 Strategies travel as YAML text inside the start request, so workers need no strategy store. OHLCV
 data and models live in the workers' own data and models directories (a shared volume in a
 deployment); see docs/architecture.md.
@@ -26,6 +30,8 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from ktrdr.names import JsonObject, ModelPath, OperationId, Symbol, Text, Timeframe, WorkerId
 
 
 class WorkerType(StrEnum):
@@ -60,32 +66,33 @@ class ProgressModel(BaseModel):
     """Mirror of :class:`ktrdr.jobs.Progress` on the wire."""
 
     percentage: float = 0.0
-    current_step: str = ""
+    current_step: Text = ""
     steps_completed: int = 0
     steps_total: int = 0
     items_processed: int = 0
     items_total: int = 0
-    context: dict[str, Any] = Field(default_factory=dict)
+    context: JsonObject = Field(default_factory=dict)
 
 
 class OperationReport(BaseModel):
     """What a worker knows about one operation it ran or runs."""
 
-    operation_id: str
+    operation_id: OperationId
     status: OperationStatus
     progress: ProgressModel = Field(default_factory=ProgressModel)
-    result: dict[str, Any] | None = None
-    error_message: str | None = None
+    result: JsonObject | None = None
+    error_message: Text | None = None
     started_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
 
 
 class WorkerRegistration(BaseModel):
-    worker_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    worker_id: WorkerId
     worker_type: WorkerType
-    endpoint_url: str = Field(pattern=r"^https?://", max_length=2048)
-    capabilities: dict[str, Any] = Field(default_factory=dict)
-    current_operation_id: str | None = None
+    # Printable ASCII only: the URL is stored and called, never shown to a shell or a browser.
+    endpoint_url: str = Field(pattern=r"^https?://[!-~]+$", max_length=2048)
+    capabilities: JsonObject = Field(default_factory=dict)
+    current_operation_id: OperationId | None = None
     completed_operations: list[OperationReport] = Field(default_factory=list)
 
 
@@ -121,23 +128,23 @@ class WorkerHealth(BaseModel):
 
 
 class BacktestStart(BaseModel):
-    operation_id: str
-    strategy_yaml: str
-    symbol: str
-    timeframe: str
+    operation_id: OperationId
+    strategy_yaml: Text
+    symbol: Symbol
+    timeframe: Timeframe
     start_date: dt.date | None = None
     end_date: dt.date | None = None
     initial_capital: float = 100_000.0
     commission: float = 0.001
     slippage: float = 0.0005
-    model_path: str | None = None
+    model_path: ModelPath | None = None  # relative to the worker's models directory
 
 
 class TrainingStart(BaseModel):
-    operation_id: str
-    strategy_yaml: str
-    symbol: str | None = None
-    timeframe: str | None = None
+    operation_id: OperationId
+    strategy_yaml: Text
+    symbol: Symbol | None = None
+    timeframe: Timeframe | None = None
     start_date: dt.date | None = None
     end_date: dt.date | None = None
 

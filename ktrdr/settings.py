@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     api_port: int = DEFAULT_PORTS["backend"]
     api_prefix: str = "/api/v1"
     api_token: SecretStr | None = None
+    # Still accepted while a new api_token rolls out (docs/deploy.md, "Rotating the token").
+    api_token_previous: SecretStr | None = None
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 64 * 1024 * 1024
 

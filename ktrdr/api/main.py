@@ -20,29 +20,22 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from ktrdr import __version__
-from ktrdr.api.error_handlers import install_error_handlers
-from ktrdr.api.guard import BodyRule, RequestGuard
 from ktrdr.api.metrics import LazyMetrics, MetricsMiddleware
 from ktrdr.api.routes import ROUTERS
 from ktrdr.api.routes.strategies import YAML_TYPES
 from ktrdr.api.state import Backend, get_backend
 from ktrdr.control.migrations import upgrade_database
-from ktrdr.errors import ConfigurationError
 from ktrdr.logs import get_logger
 from ktrdr.settings import Settings, get_settings
+from ktrdr.web.errors import install_error_handlers
+from ktrdr.web.guard import BodyRule, RequestGuard, mutating_requests
+from ktrdr.web.openapi import publish_security_and_errors
+from ktrdr.web.tokens import BearerTokens, check_token_configured
 
 if TYPE_CHECKING:
     import httpx
 
 log = get_logger(__name__)
-
-
-def check_startup_settings(settings: Settings) -> None:
-    """Production needs a bearer token: without one anybody could start work or register workers."""
-    if settings.env == "production" and not (settings.api_token and settings.api_token.get_secret_value()):
-        raise ConfigurationError(
-            "KTRDR_ENV=production requires KTRDR_API_TOKEN: set a bearer token for mutating requests"
-        )
 
 
 def _raw_body_rules(settings: Settings) -> list[BodyRule]:
@@ -56,7 +49,8 @@ def _raw_body_rules(settings: Settings) -> list[BodyRule]:
         ),
         BodyRule(
             "POST",
-            re.compile(f"{prefix}/data/[^/]+/[^/]+"),
+            # Any symbol, "/" and newlines included: its type refuses a bad one (400, not 415).
+            re.compile(f"{prefix}/data/.+/[^/]+", re.DOTALL),
             frozenset({"text/csv"}),
             settings.max_upload_bytes,
         ),
@@ -73,11 +67,15 @@ async def _start(
     from ktrdr.control.store import OperationStore
     from ktrdr.control.worker_client import WorkerClient
 
-    check_startup_settings(settings)
+    check_token_configured(settings, "backend")
     db_url = settings.resolved_db_url
     await asyncio.to_thread(upgrade_database, db_url)
     store = OperationStore.from_url(db_url)
-    client = WorkerClient(timeout=settings.worker_health_check_timeout, transport=worker_transport)
+    client = WorkerClient(
+        tokens=BearerTokens.from_settings(settings),
+        timeout=settings.worker_health_check_timeout,
+        transport=worker_transport,
+    )
     registry = WorkerRegistry(
         store,
         client,
@@ -153,13 +151,14 @@ def create_app(
         backend.metrics.set_workers(backend.registry.summary())
         return Response(generate_latest(backend.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    token = resolved.api_token.get_secret_value() if resolved.api_token else None
     app.add_middleware(
         RequestGuard,
-        token=token or None,
+        tokens=BearerTokens.from_settings(resolved),
+        needs_token=mutating_requests,
         max_body_bytes=resolved.max_body_bytes,
         raw_rules=_raw_body_rules(resolved),
     )
+    publish_security_and_errors(app, mutating_requests)
     app.add_middleware(MetricsMiddleware, holder=metrics, api_prefix=prefix)
     return app
 

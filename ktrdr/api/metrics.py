@@ -64,7 +64,9 @@ class MetricsMiddleware:
         self.api_prefix = api_prefix.rstrip("/")
 
     def _route_label(self, scope: Scope) -> str:
-        template = getattr(scope.get("route"), "path", None)
+        route = scope.get("route")
+        # path_format drops the convertors ("/operations/{operation_id}", not "{operation_id:name}").
+        template = getattr(route, "path_format", None) or getattr(route, "path", None)
         if template is None:
             return "<unmatched>"
         # A route included under the API prefix reports its path without that prefix.

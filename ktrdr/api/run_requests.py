@@ -15,7 +15,6 @@ from typing import Any
 from ktrdr.api.schemas import RunRequest, StartResponse
 from ktrdr.control.models import Operation
 from ktrdr.data.catalog import dataset_info
-from ktrdr.data.names import validate_symbol, validate_timeframe
 from ktrdr.protocol import WorkerInfo
 from ktrdr.settings import Settings
 from ktrdr.strategy.loader import find_strategy_file, read_strategy
@@ -39,8 +38,9 @@ def resolve_run_target(
     strategy, strategy_yaml = read_strategy(
         find_strategy_file(strategy_name, settings.resolved_strategies_dir)
     )
-    symbol = validate_symbol(symbol or strategy.training_data.symbol)
-    timeframe = validate_timeframe(timeframe or strategy.training_data.timeframe)
+    # Both already passed ktrdr.names: the request's in its schema, the strategy's in StrategyConfig.
+    symbol = symbol or strategy.training_data.symbol
+    timeframe = timeframe or strategy.training_data.timeframe
     dataset_info(settings.data_dir, symbol, timeframe)
     return RunTarget(strategy, strategy_yaml, symbol, timeframe)
 

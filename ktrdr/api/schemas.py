@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ktrdr.control.models import Operation
 from ktrdr.errors import InvalidDateRangeError
+from ktrdr.names import ModelPath, StrategyName, Symbol, Timeframe
 from ktrdr.protocol import OperationType
 
 
@@ -33,9 +34,9 @@ class _DateRange(_Request):
 class RunRequest(_DateRange):
     """What every start request names: the strategy and, optionally, another symbol or timeframe."""
 
-    strategy_name: str = Field(min_length=1, max_length=128)
-    symbol: str | None = Field(default=None, min_length=1, max_length=64)
-    timeframe: str | None = Field(default=None, min_length=1, max_length=16)
+    strategy_name: StrategyName
+    symbol: Symbol | None = None
+    timeframe: Timeframe | None = None
 
 
 class TrainingStartRequest(RunRequest):
@@ -46,7 +47,9 @@ class BacktestStartRequest(RunRequest):
     initial_capital: float = Field(default=100_000.0, gt=0, le=1e15)
     commission: float = Field(default=0.001, ge=0, lt=1)
     slippage: float = Field(default=0.0005, ge=0, lt=1)
-    model_path: str | None = Field(default=None, min_length=1, max_length=1024)
+    model_path: ModelPath | None = Field(
+        default=None, description="relative to the models directory, e.g. my_strategy/1h_v3"
+    )
 
 
 class StartResponse(BaseModel):

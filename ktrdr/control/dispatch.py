@@ -1,7 +1,8 @@
 """Dispatch: create an operation and hand it to a free worker of the right type.
 
 Workers are tried least-recently-used first (training: GPU-capable ones before the rest). A worker
-that answers 503 (busy) or cannot be reached is skipped for the next. When no worker takes the
+that answers 503 (busy), cannot be reached or refuses the backend's token (401/403: a worker
+configured with another token) is skipped for the next. When no worker takes the
 operation, its row is deleted again and the caller gets 503 NO_WORKER_AVAILABLE: a refused start
 leaves nothing behind. A worker that refuses the request itself (another 4xx) fails the operation
 with the worker's reason and the caller gets 502 WORKER_ERROR.
@@ -64,6 +65,15 @@ class Dispatcher:
                 outcome = await self._client.start(worker.endpoint_url, operation_type, payload)
             except (httpx.HTTPError, WorkerError) as exc:
                 log.warning("dispatch.worker_unreachable", worker_id=worker.worker_id, error=str(exc))
+                self._registry.mark_busy(worker.worker_id)
+                continue
+            if outcome.token_refused:
+                log.error(
+                    "dispatch.worker_refused_token",
+                    worker_id=worker.worker_id,
+                    status=outcome.status_code,
+                    hint="the worker's KTRDR_API_TOKEN differs from the backend's",
+                )
                 self._registry.mark_busy(worker.worker_id)
                 continue
             if outcome.busy or (not outcome.accepted and outcome.status_code >= 500):

@@ -1,8 +1,10 @@
 """The backend's HTTP calls to one worker (health, start, operation status, cancel), per the protocol.
 
 Every call takes the worker's ``endpoint_url``; one shared ``httpx.AsyncClient`` (with an
-injectable transport for tests) serves all workers. Transport failures surface as
-``httpx.HTTPError``; answers the protocol does not allow surface as :class:`WorkerError`.
+injectable transport for tests) serves all workers and presents the bearer token on every call
+(:class:`ktrdr.web.bearer_auth.PresentToken`: workers accept exactly the backend's tokens).
+Transport failures surface as ``httpx.HTTPError``; answers the protocol does not allow surface
+as :class:`WorkerError`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ktrdr.errors import WorkerError
 from ktrdr.protocol import OperationReport, OperationType, StartAccepted, WorkerHealth
+from ktrdr.web.bearer_auth import PresentToken
+from ktrdr.web.tokens import BearerTokens
 
 START_PATHS: dict[OperationType, str] = {
     OperationType.TRAINING: "/training/start",
@@ -31,6 +35,11 @@ class StartOutcome:
     busy: bool = False
     status_code: int = 200
     message: str = ""
+
+    @property
+    def token_refused(self) -> bool:
+        """The worker does not accept our token (a misconfigured worker, not a bad request)."""
+        return self.status_code in (401, 403)
 
 
 def _message(response: httpx.Response) -> str:
@@ -63,11 +72,13 @@ class WorkerClient:
     def __init__(
         self,
         *,
+        tokens: BearerTokens | None = None,
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout = timeout
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        auth = PresentToken(tokens or BearerTokens(None))
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport, auth=auth)
 
     async def aclose(self) -> None:
         await self._http.aclose()

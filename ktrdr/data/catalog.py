@@ -14,9 +14,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ktrdr.data.names import dataset_filename, parse_dataset_filename, validate_symbol, validate_timeframe
+from ktrdr.data.names import dataset_filename, parse_dataset_filename
 from ktrdr.data.rules import format_timestamp, parse_timestamp
 from ktrdr.errors import DataNotFoundError, DataValidationError
+from ktrdr.names import validate_symbol, validate_timeframe
 
 META_DIR = ".meta"
 _CHUNK = 1 << 20

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from ktrdr.data.catalog import DatasetInfo
 from ktrdr.data.files import write_dataset
-from ktrdr.data.names import validate_symbol, validate_timeframe
 from ktrdr.data.rules import (
     COLUMNS,
     INCREASING_RULE,
@@ -26,6 +25,7 @@ from ktrdr.data.rules import (
     rule_violation,
 )
 from ktrdr.errors import DataValidationError
+from ktrdr.names import validate_symbol, validate_timeframe
 
 Row = tuple[dt.datetime, float, float, float, float, float]
 

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ktrdr.data.catalog import DatasetInfo, dataset_path, write_sidecar
-from ktrdr.data.names import validate_symbol, validate_timeframe
 from ktrdr.data.rules import HEADER_LINE
 from ktrdr.errors import ConflictError
+from ktrdr.names import validate_symbol, validate_timeframe
 
 
 def write_dataset(

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ktrdr.data.catalog import DatasetInfo, dataset_info, dataset_path
-from ktrdr.data.names import TIMEFRAME_SECONDS, validate_timeframe
+from ktrdr.data.names import TIMEFRAME_SECONDS
+from ktrdr.names import validate_timeframe
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -14,7 +14,6 @@ import pandas as pd
 
 from ktrdr.data.catalog import DatasetInfo, dataset_path
 from ktrdr.data.files import write_dataset
-from ktrdr.data.names import validate_symbol, validate_timeframe
 from ktrdr.data.rules import (
     COLUMNS,
     INCREASING_RULE,
@@ -25,6 +24,7 @@ from ktrdr.data.rules import (
     rule_violation,
 )
 from ktrdr.errors import DataNotFoundError, DataValidationError, InvalidDateRangeError
+from ktrdr.names import validate_symbol, validate_timeframe
 
 type TimeBound = dt.datetime | dt.date | str | pd.Timestamp | None
 

@@ -6,7 +6,6 @@ directory, then among the bundled ones, so a user file overrides a bundled strat
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,8 +13,9 @@ import pydantic
 import yaml
 from pydantic import BaseModel
 
-from ktrdr.errors import InvalidNameError, StrategyNotFoundError, StrategyValidationError
-from ktrdr.strategy.schema import NAME_PATTERN, StrategyConfig, StrategyProblems
+from ktrdr.errors import StrategyNotFoundError, StrategyValidationError
+from ktrdr.names import STRATEGY_NAME, is_name, nested_text_problem, validate_strategy_name
+from ktrdr.strategy.schema import StrategyConfig, StrategyProblems
 
 MAX_STRATEGY_BYTES = 256 * 1024
 MAX_NODES = 20_000  # YAML aliases can make a small text expand exponentially
@@ -63,6 +63,10 @@ def parse_strategy(text: str) -> StrategyConfig:
         raise _invalid([{"loc": "", "msg": f"expected a mapping of keys, got {type(data).__name__}"}])
     if _count_nodes(data, MAX_NODES) > MAX_NODES:
         raise _invalid([{"loc": "", "msg": f"the document has more than {MAX_NODES} values"}])
+    # YAML escapes can spell what UTF-8 text cannot hold ("\ud800"), or a NUL ("\0"); such text
+    # would break every message and response that names it.
+    if (bad_text := nested_text_problem(data)) is not None:
+        raise _invalid([{"loc": "", "msg": f"the document holds a key or value that {bad_text}"}])
     try:
         return StrategyConfig.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -106,11 +110,7 @@ def get_strategy(name: str, user_dir: Path | None = None) -> tuple[StrategyConfi
 
 def find_strategy_file(name: str, user_dir: Path | None = None) -> Path:
     """The file of the strategy ``name`` (user directory first); InvalidNameError, StrategyNotFoundError."""
-    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
-        raise InvalidNameError(
-            f"invalid strategy name {str(name)[:64]!r}: use letters, digits, '_' or '-'",
-            details={"name": str(name)[:64]},
-        )
+    validate_strategy_name(name)
     for directory in (user_dir, bundled_strategies_dir()):
         if directory is None:
             continue
@@ -127,7 +127,7 @@ def _strategy_files(directory: Path | None) -> list[Path]:
     return sorted(
         p
         for p in Path(directory).iterdir()
-        if p.suffix in _SUFFIXES and p.is_file() and re.fullmatch(NAME_PATTERN, p.stem)
+        if p.suffix in _SUFFIXES and p.is_file() and is_name(p.stem, STRATEGY_NAME)
     )
 
 

@@ -14,8 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ktrdr.indicators.specs import check_indicator, output_columns
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+from ktrdr.names import STRATEGY_NAME, StrategyName, Symbol, Timeframe, is_name
 
 
 class _Strict(BaseModel):
@@ -140,8 +139,8 @@ class Training(_Strict):
 
 
 class TrainingData(_Strict):
-    symbol: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
-    timeframe: Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w"]
+    symbol: Symbol
+    timeframe: Timeframe
     start_date: dt.date | None = None
     end_date: dt.date | None = None
 
@@ -168,7 +167,7 @@ class TrainingData(_Strict):
 class StrategyConfig(_Strict):
     """A whole strategy document."""
 
-    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    name: StrategyName
     version: str = "3.0"
     description: str = ""
     indicators: dict[str, dict[str, Any]]
@@ -256,6 +255,4 @@ def semantic_problems(config: StrategyConfig) -> list[tuple[str, str]]:
 
 
 def _is_name(text: str) -> bool:
-    import re
-
-    return re.fullmatch(NAME_PATTERN, text) is not None
+    return is_name(text, STRATEGY_NAME)

@@ -34,7 +34,8 @@ import structlog
 import yaml
 
 from ktrdr.errors import InvalidNameError, ModelNotFoundError, ValidationError
-from ktrdr.strategy.schema import NAME_PATTERN, StrategyConfig
+from ktrdr.names import STRATEGY_NAME, TIMEFRAME, check_name, is_name, shown
+from ktrdr.strategy.schema import StrategyConfig
 
 if TYPE_CHECKING:
     from torch import nn
@@ -44,7 +45,6 @@ log = structlog.get_logger(__name__)
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "model.pt"
 FORMAT = "ktrdr-model/1"
-_TIMEFRAME_PATTERN = r"^[0-9]{1,4}[mhdw]$"
 _VERSION_DIR = re.compile(r"^(?P<timeframe>[0-9]{1,4}[mhdw])_v(?P<version>[0-9]{1,9})$")
 
 
@@ -93,8 +93,8 @@ def save_model(
     """Store a new version of ``strategy``'s model for ``timeframe``; returns its directory."""
     import torch
 
-    _check_name(strategy.name, NAME_PATTERN, "strategy")
-    _check_name(timeframe, _TIMEFRAME_PATTERN, "timeframe")
+    check_name(strategy.name, STRATEGY_NAME, field="strategy")
+    check_name(timeframe, TIMEFRAME, field="timeframe")
     strategy_dir = Path(models_dir) / strategy.name
     strategy_dir.mkdir(parents=True, exist_ok=True)
 
@@ -149,7 +149,7 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
     if not root.is_dir():
         return []
     found: list[ModelInfo] = []
-    for strategy_dir in sorted(p for p in root.iterdir() if p.is_dir() and _is_name(p.name, NAME_PATTERN)):
+    for strategy_dir in sorted(p for p in root.iterdir() if p.is_dir() and is_name(p.name, STRATEGY_NAME)):
         latest: dict[str, str | None] = {}
         for version_dir in sorted(strategy_dir.iterdir()):
             match = _VERSION_DIR.match(version_dir.name)
@@ -182,8 +182,8 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
 
 def resolve_model_path(models_dir: Path, strategy: str, timeframe: str, version: int | None = None) -> Path:
     """The directory of a model version (the latest when ``version`` is None)."""
-    _check_name(strategy, NAME_PATTERN, "strategy")
-    _check_name(timeframe, _TIMEFRAME_PATTERN, "timeframe")
+    check_name(strategy, STRATEGY_NAME, field="strategy")
+    check_name(timeframe, TIMEFRAME, field="timeframe")
     strategy_dir = Path(models_dir) / strategy
     if version is None:
         name = _latest_name(strategy_dir, timeframe)
@@ -217,16 +217,24 @@ def model_path_within(models_dir: Path, model_path: Path | str) -> Path:
     directory inside ``models_dir``; anything outside it is refused."""
     root = Path(models_dir).resolve()
     candidate = Path(model_path)
-    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    try:
+        resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    except (ValueError, OSError) as exc:  # a NUL byte, a name the filesystem cannot take
+        raise InvalidNameError(
+            f"model path {shown(str(model_path))} is not a usable path: {exc}",
+            details={"field": "model_path", "reason": str(exc)},
+        ) from None
     if resolved.name == WEIGHTS_FILE:
         resolved = resolved.parent
     if not resolved.is_relative_to(root):
         raise InvalidNameError(
-            f"model path {str(model_path)!r} is outside the models directory",
-            details={"model_path": str(model_path)},
+            f"model path {shown(str(model_path))} is outside the models directory",
+            details={"field": "model_path", "reason": "outside the models directory"},
         )
     if not (resolved / METADATA_FILE).is_file():
-        raise ModelNotFoundError(f"no model at {str(model_path)!r}", details={"model_path": str(model_path)})
+        raise ModelNotFoundError(
+            f"no model at {shown(str(model_path))}", details={"model_path": shown(str(model_path))}
+        )
     return resolved
 
 
@@ -261,15 +269,6 @@ def load_model(path: Path) -> LoadedModel:
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _check_name(value: str, pattern: str, what: str) -> None:
-    if not _is_name(value, pattern):
-        raise InvalidNameError(f"invalid {what} name {value!r}", details={what: value})
-
-
-def _is_name(value: str, pattern: str) -> bool:
-    return isinstance(value, str) and re.fullmatch(pattern, value) is not None
 
 
 def _versions(strategy_dir: Path, timeframe: str) -> list[int]:

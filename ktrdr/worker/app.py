@@ -1,11 +1,16 @@
 """The worker base app shared by the backtest and the training worker.
 
 :func:`create_worker_app` returns a FastAPI app with the endpoints every worker has (``/``,
-``/health``, operation status, list and cancel) and a lifespan that checks the compute
-dependencies, registers with the backend in the background, keeps the registration alive and,
-on shutdown (SIGTERM through uvicorn), stops the running operation and reports its final status.
-Each worker module adds its own ``POST .../start`` route, handing :meth:`WorkerRuntime.start` the
-compute to run.
+``/health``, operation status, list and cancel) and a lifespan that refuses production without a
+token, checks the compute dependencies, registers with the backend in the background, keeps the
+registration alive and, on shutdown (SIGTERM through uvicorn), stops the running operation and
+reports its final status. Each worker module adds its own ``POST .../start`` route, handing
+:meth:`WorkerRuntime.start` the compute to run.
+
+A worker trusts exactly what the backend trusts: with a token configured, every route except
+``GET /health`` (the probe of container runtimes and of the backend) needs it (the shared
+:class:`ktrdr.web.guard.RequestGuard`), and errors use the backend's envelope
+(:mod:`ktrdr.web.errors`): a refused name is 400 INVALID_NAME, as on the backend.
 """
 
 from __future__ import annotations
@@ -15,18 +20,21 @@ import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import structlog
 from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 
 from ktrdr import __version__
-from ktrdr.errors import KtrdrError, error_envelope
+from ktrdr.names import OperationId, Text
 from ktrdr.protocol import OperationReport, WorkerHealth, WorkerRegistration, WorkerType
 from ktrdr.settings import Settings, get_settings
+from ktrdr.web.errors import install_error_handlers
+from ktrdr.web.guard import RequestGuard, all_requests_except
+from ktrdr.web.openapi import publish_security_and_errors
+from ktrdr.web.paths import name_param
+from ktrdr.web.tokens import BearerTokens, check_token_configured
 from ktrdr.worker.backend_client import BackendClient
 from ktrdr.worker.registration import Registrar, resolve_endpoint_url, resolve_worker_id
 from ktrdr.worker.runtime import WorkerRuntime
@@ -35,6 +43,8 @@ log = structlog.get_logger(__name__)
 
 # Container runtimes give 30 s between SIGTERM and SIGKILL; stop well inside that.
 SHUTDOWN_BUDGET_S = 20.0
+# The one route open without a token: probes must work without the secret.
+HEALTH_PATH = "/health"
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,11 @@ def worker_runtime(app: FastAPI) -> WorkerRuntime:
     return runtime
 
 
+def worker_settings(app: FastAPI) -> Settings:
+    settings: Settings = app.state.settings
+    return settings
+
+
 def create_worker_app(
     *,
     worker_type: WorkerType,
@@ -64,12 +79,14 @@ def create_worker_app(
 ) -> FastAPI:
     """Build a worker app; ``service`` is its role name (``backtest-worker`` / ``training-worker``)."""
     runtime = WorkerRuntime(report_initial_backoff=registration_backoff)
+    cfg = settings()
+    tokens = BearerTokens.from_settings(cfg)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_token_configured(cfg, service)
         if check_dependencies is not None:
             check_dependencies()
-        cfg = settings()
         port = cfg.worker_port or default_port
         identity = WorkerIdentity(
             worker_id=resolve_worker_id(cfg, worker_type),
@@ -79,11 +96,10 @@ def create_worker_app(
             capabilities=capabilities(),
         )
         app.state.identity = identity
-        token = cfg.api_token.get_secret_value() if cfg.api_token else None
         client = BackendClient(
             cfg.backend_base_url,
             api_prefix=cfg.api_prefix,
-            token=token,
+            tokens=tokens,
             timeout=cfg.worker_health_check_timeout,
             transport=backend_transport,
         )
@@ -120,17 +136,13 @@ def create_worker_app(
 
     app = FastAPI(title=f"ktrdr {service}", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
-
-    @app.exception_handler(KtrdrError)
-    async def _ktrdr_error(_: Request, exc: KtrdrError) -> JSONResponse:
-        return JSONResponse(exc.to_envelope(), status_code=exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-        return JSONResponse(error_envelope("VALIDATION_ERROR", message, {"errors": errors}), status_code=422)
+    app.state.settings = cfg
+    install_error_handlers(app)
+    needs_token = all_requests_except(HEALTH_PATH)
+    app.add_middleware(
+        RequestGuard, tokens=tokens, needs_token=needs_token, max_body_bytes=cfg.max_body_bytes
+    )
+    publish_security_and_errors(app, needs_token)
 
     @app.get("/")
     async def root(request: Request) -> dict[str, Any]:
@@ -142,7 +154,7 @@ def create_worker_app(
             "worker_id": identity.worker_id,
         }
 
-    @app.get("/health")
+    @app.get(HEALTH_PATH)
     async def health(request: Request) -> WorkerHealth:
         identity: WorkerIdentity = request.app.state.identity
         request.app.state.registrar.health_checked()
@@ -161,13 +173,15 @@ def create_worker_app(
     async def list_operations() -> list[OperationReport]:
         return runtime.reports()
 
-    @app.get("/api/v1/operations/{operation_id}")
-    async def get_operation(operation_id: str) -> OperationReport:
+    one = "/api/v1/operations/" + name_param("operation_id")
+
+    @app.get(one)
+    async def get_operation(operation_id: OperationId) -> OperationReport:
         return runtime.get(operation_id)
 
-    @app.delete("/api/v1/operations/{operation_id}/cancel")
+    @app.delete(one + "/cancel")
     async def cancel_operation(
-        operation_id: str, reason: str = Query("cancelled by user", max_length=500)
+        operation_id: OperationId, reason: Annotated[Text, Query(max_length=500)] = "cancelled by user"
     ) -> OperationReport:
         return await runtime.cancel(operation_id, reason)
 

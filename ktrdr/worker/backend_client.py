@@ -11,6 +11,8 @@ from enum import Enum
 import httpx
 
 from ktrdr.protocol import OperationReport, WorkerRegistration
+from ktrdr.web.bearer_auth import PresentToken
+from ktrdr.web.tokens import BearerTokens
 
 
 class Outcome(Enum):
@@ -19,6 +21,7 @@ class Outcome(Enum):
     OK = "ok"
     RETRY = "retry"  # backend unreachable, timing out, 5xx or 429: try again later
     GONE = "gone"  # 404: the backend does not know the worker or the operation
+    UNAUTHORIZED = "unauthorized"  # 401/403: the backend does not accept our token (retried: it may rotate)
     REJECTED = "rejected"  # any other 4xx: retrying the same request will not help
 
 
@@ -28,6 +31,8 @@ def classify(response: httpx.Response) -> Outcome:
         return Outcome.OK
     if status == 404:
         return Outcome.GONE
+    if status in (401, 403):
+        return Outcome.UNAUTHORIZED
     if status >= 500 or status in (408, 425, 429):
         return Outcome.RETRY
     return Outcome.REJECTED
@@ -41,15 +46,21 @@ class BackendClient:
         backend_base_url: str,
         *,
         api_prefix: str = "/api/v1",
-        token: str | None = None,
+        tokens: BearerTokens | None = None,
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._prefix = api_prefix
         self._http = httpx.AsyncClient(
-            base_url=backend_base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+            base_url=backend_base_url.rstrip("/"),
+            auth=PresentToken(tokens or BearerTokens(None)),
+            timeout=timeout,
+            transport=transport,
         )
+
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -11,12 +11,12 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 
 from ktrdr.jobs import CancelToken, ProgressCallback
 from ktrdr.protocol import BacktestStart, StartAccepted, WorkerType
-from ktrdr.settings import DEFAULT_PORTS, Settings, get_settings
-from ktrdr.worker.app import create_worker_app, worker_runtime
+from ktrdr.settings import DEFAULT_PORTS, Settings
+from ktrdr.worker.app import create_worker_app, worker_runtime, worker_settings
 from ktrdr.worker.deps_check import check_ml_dependencies
 
 if TYPE_CHECKING:
@@ -56,22 +56,29 @@ def backtest(
     return result.to_dict()
 
 
-app = create_worker_app(
-    worker_type=WorkerType.BACKTESTING,
-    service=SERVICE,
-    default_port=DEFAULT_PORTS[SERVICE],
-    capabilities=lambda: {"device": "cpu", "gpu": False},
-    check_dependencies=functools.partial(check_ml_dependencies, SERVICE),
-)
-
-
-@app.post("/backtests/start")
-async def start_backtest(body: BacktestStart, request: Request) -> StartAccepted:
-    """Accept a backtest operation; 503 while another operation runs, 422 for an invalid strategy."""
-    from ktrdr.strategy.loader import parse_strategy
-
-    strategy = parse_strategy(body.strategy_yaml)
-    settings = get_settings()
-    return worker_runtime(request.app).start(
-        body.operation_id, lambda progress, cancel: backtest(body, strategy, settings, progress, cancel)
+def create_app(**options: Any) -> FastAPI:
+    """The backtest worker; ``options`` go to :func:`create_worker_app` (tests pass settings)."""
+    app = create_worker_app(
+        worker_type=WorkerType.BACKTESTING,
+        service=SERVICE,
+        default_port=DEFAULT_PORTS[SERVICE],
+        capabilities=lambda: {"device": "cpu", "gpu": False},
+        check_dependencies=functools.partial(check_ml_dependencies, SERVICE),
+        **options,
     )
+
+    @app.post("/backtests/start")
+    async def start_backtest(body: BacktestStart, request: Request) -> StartAccepted:
+        """Accept a backtest operation; 503 while another operation runs, 422 for an invalid strategy."""
+        from ktrdr.strategy.loader import parse_strategy
+
+        strategy = parse_strategy(body.strategy_yaml)
+        settings = worker_settings(request.app)
+        return worker_runtime(request.app).start(
+            body.operation_id, lambda progress, cancel: backtest(body, strategy, settings, progress, cancel)
+        )
+
+    return app
+
+
+app = create_app()

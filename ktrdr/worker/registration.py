@@ -2,10 +2,13 @@
 
 A worker registers in the background as soon as it starts serving, retrying with jittered
 exponential backoff (1 s doubling to 30 s; a 503 from a backend that is starting or stopping is
-just another retry). Afterwards it watches the backend's health polls: when none has arrived for
-more than three health intervals it asks the backend whether it still knows this worker, and
-registers again on a 404 (the backend restarted or dropped it), carrying its current operation
-and its finished operations so the backend can reconcile them.
+just another retry). A backend that refuses the worker's token (401) is logged as exactly that,
+at error level on every attempt, and retried the same way: the worker idles, but stays ready for
+the moment the tokens agree (a rotation finishing, a fixed secret). Afterwards it watches the
+backend's health polls: when none has arrived for more than three health intervals it asks the
+backend whether it still knows this worker, and registers again on a 404 (the backend restarted
+or dropped it), carrying its current operation and its finished operations so the backend can
+reconcile them.
 """
 
 from __future__ import annotations
@@ -101,8 +104,20 @@ class Registrar:
                 )
                 return
             wait = self._delay(attempt)
-            level = log.error if outcome is Outcome.REJECTED else log.warning
-            level("worker.registration_failed", reason=reason, outcome=outcome.value, retry_s=round(wait, 2))
+            if outcome is Outcome.UNAUTHORIZED:
+                log.error(
+                    "worker.token_refused",
+                    message="the backend refused this worker's token: KTRDR_API_TOKEN must be the "
+                    "backend's token (or, during a rotation, its previous one)",
+                    reason=reason,
+                    backend=self._client.base_url,
+                    retry_s=round(wait, 2),
+                )
+            else:
+                level = log.error if outcome is Outcome.REJECTED else log.warning
+                level(
+                    "worker.registration_failed", reason=reason, outcome=outcome.value, retry_s=round(wait, 2)
+                )
             attempt += 1
             await asyncio.sleep(wait)
 

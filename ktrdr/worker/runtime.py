@@ -232,7 +232,7 @@ class WorkerRuntime:
                 outcome, reason = Outcome.RETRY, "no backend configured yet"
             else:
                 outcome, reason = await self.backend.report(report)
-            if outcome is not Outcome.RETRY:
+            if outcome not in (Outcome.RETRY, Outcome.UNAUTHORIZED):
                 self._unreported.discard(report.operation_id)
                 if outcome is not Outcome.OK:
                     log.warning("operation.report_refused", operation_id=report.operation_id, reason=reason)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 
 from ktrdr.jobs import CancelToken, ProgressCallback
 from ktrdr.protocol import StartAccepted, TrainingStart, WorkerType
-from ktrdr.settings import DEFAULT_PORTS, Settings, get_settings
-from ktrdr.worker.app import create_worker_app, worker_runtime
+from ktrdr.settings import DEFAULT_PORTS, Settings
+from ktrdr.worker.app import create_worker_app, worker_runtime, worker_settings
 from ktrdr.worker.deps_check import check_ml_dependencies
 
 if TYPE_CHECKING:
@@ -60,22 +60,30 @@ def train(
     return result.to_dict()
 
 
-app = create_worker_app(
-    worker_type=WorkerType.TRAINING,
-    service=SERVICE,
-    default_port=DEFAULT_PORTS[SERVICE],
-    capabilities=_capabilities,
-    check_dependencies=functools.partial(check_ml_dependencies, SERVICE),
-)
-
-
-@app.post("/training/start")
-async def start_training(body: TrainingStart, request: Request) -> StartAccepted:
-    """Accept a training operation; 503 while another operation runs, 422 for an invalid strategy."""
-    from ktrdr.strategy.loader import parse_strategy
-
-    strategy = parse_strategy(body.strategy_yaml)  # a bad strategy is a 422 now, not a failed operation later
-    settings = get_settings()
-    return worker_runtime(request.app).start(
-        body.operation_id, lambda progress, cancel: train(body, strategy, settings, progress, cancel)
+def create_app(**options: Any) -> FastAPI:
+    """The training worker; ``options`` go to :func:`create_worker_app` (tests pass settings)."""
+    app = create_worker_app(
+        worker_type=WorkerType.TRAINING,
+        service=SERVICE,
+        default_port=DEFAULT_PORTS[SERVICE],
+        capabilities=_capabilities,
+        check_dependencies=functools.partial(check_ml_dependencies, SERVICE),
+        **options,
     )
+
+    @app.post("/training/start")
+    async def start_training(body: TrainingStart, request: Request) -> StartAccepted:
+        """Accept a training operation; 503 while another operation runs, 422 for an invalid strategy."""
+        from ktrdr.strategy.loader import parse_strategy
+
+        # a bad strategy is a 422 now, not a failed operation later
+        strategy = parse_strategy(body.strategy_yaml)
+        settings = worker_settings(request.app)
+        return worker_runtime(request.app).start(
+            body.operation_id, lambda progress, cancel: train(body, strategy, settings, progress, cancel)
+        )
+
+    return app
+
+
+app = create_app()

@@ -46,8 +46,12 @@ async def test_openapi_and_docs_are_under_the_prefix(backend: Harness) -> None:
 
 async def test_metrics_count_requests_operations_and_workers(backend: Harness) -> None:
     await backend.client.get("/api/v1/health")
+    await backend.client.get("/api/v1/operations/op_nope")
     text = (await backend.client.get("/metrics")).text
     assert 'ktrdr_http_requests_total{method="GET",route="/api/v1/health",status="200"} 1.0' in text
+    # labelled by the route's template, convertor left out, never by the id
+    one = 'route="/api/v1/operations/{operation_id}",status="404"} 1.0'
+    assert f'ktrdr_http_requests_total{{method="GET",{one}' in text
     assert 'ktrdr_operations{status="running"} 0.0' in text
     assert 'ktrdr_workers{status="available"} 0.0' in text
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,63 @@ from tests.control.fake_worker import FakeWorkerPool
 SAMPLE_CSV = "timestamp,open,high,low,close,volume\n" + "".join(
     f"2024-01-01T{h:02d}:00:00Z,1.1,1.2,1.0,1.15,100\n" for h in range(24)
 )
+
+
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "postgres"}
+
+
+async def _pg_admin(statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(**PG_ADMIN, timeout=3)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server (its URL), dropped afterwards; skips without one."""
+    pytest.importorskip("asyncpg", reason="PostgreSQL tests need the postgres extra (asyncpg)")
+    name = f"ktrdr_test_{secrets.token_hex(6)}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, TimeoutError) as exc:
+        pytest.skip(f"no PostgreSQL server answers on 127.0.0.1:5432 ({exc})")
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn (lifespan on) on a free loopback port; yields its base URL.
+
+    A real server decodes the path once, as in production (Starlette's TestClient decodes it
+    twice, which turns ``%252e`` into ``.``).
+    """
+    import uvicorn
+
+    from ktrdr.cli.stack import free_ports
+
+    (port,) = free_ports(1)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started or not thread.is_alive():
+            break
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:

@@ -1,7 +1,9 @@
 """Fake workers behind an httpx MockTransport: each speaks the worker side of the protocol.
 
 Used by the api, operations and registry tests. A worker can be made busy, refuse starts, die
-(every call then fails to connect), finish or fail its operation, or forget it (a restart).
+(every call then fails to connect), finish or fail its operation, or forget it (a restart). With
+``tokens`` set it answers 401 to any call but ``GET /health`` that lacks one of them, as a real
+worker does; ``authorizations`` records what each call presented.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class FakeWorker:
     current: str | None = None
     starts: list[dict[str, Any]] = field(default_factory=list)
     cancels: list[str] = field(default_factory=list)
+    tokens: tuple[str, ...] = ()
+    authorizations: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     @property
     def endpoint_url(self) -> str:
@@ -78,6 +82,11 @@ class FakeWorker:
         if not self.alive:
             raise httpx.ConnectError("connection refused", request=request)
         path, method = request.url.path, request.method
+        presented = request.headers.get("authorization")
+        self.authorizations.append((method, path, presented))
+        if self.tokens and path != "/health" and presented not in {f"Bearer {t}" for t in self.tokens}:
+            error = {"code": "UNAUTHORIZED", "message": "the bearer token is not valid", "details": {}}
+            return httpx.Response(401, json={"success": False, "error": error})
         if method == "GET" and path == "/health":
             health = WorkerHealth(
                 healthy=True,

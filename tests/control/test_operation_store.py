@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,18 +13,7 @@ from ktrdr.control.store import OperationStore
 from ktrdr.control.tables import Base
 from ktrdr.errors import BadRequestError, OperationNotFoundError
 from ktrdr.protocol import OperationStatus, OperationType, ProgressModel, WorkerType
-
-PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "postgres"}
-
-
-async def _pg_admin(statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(**PG_ADMIN, timeout=3)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
+from tests.control.backend_fixtures import postgres_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -33,16 +21,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'ops.db'}"
         return
-    pytest.importorskip("asyncpg", reason="PostgreSQL tests need the postgres extra (asyncpg)")
-    name = f"ktrdr_test_{secrets.token_hex(6)}"
-    try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, TimeoutError) as exc:
-        pytest.skip(f"no PostgreSQL server answers on 127.0.0.1:5432 ({exc})")
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres_database() as url:
+        yield url
 
 
 def test_migrations_apply_idempotently_and_match_the_tables(db_url: str) -> None:

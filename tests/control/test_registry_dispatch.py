@@ -34,12 +34,18 @@ async def test_unknown_worker_is_404_so_the_worker_registers_again(backend: Harn
     assert response.json()["error"]["code"] == "WORKER_NOT_FOUND"
 
 
-async def test_bad_registration_is_422_and_registers_nothing(backend: Harness) -> None:
+async def test_bad_registration_is_refused_and_registers_nothing(backend: Harness) -> None:
     worker = backend.pool.add(WorkerType.TRAINING)
-    for override in ({"worker_type": "quantum"}, {"endpoint_url": "ftp://x"}, {"worker_id": "../etc"}):
+    refusals = [
+        ({"worker_type": "quantum"}, 422, "VALIDATION_ERROR"),
+        ({"endpoint_url": "ftp://x"}, 422, "VALIDATION_ERROR"),
+        ({"endpoint_url": "http://x\u0000y"}, 422, "VALIDATION_ERROR"),
+        ({"worker_id": "../etc"}, 400, "INVALID_NAME"),
+        ({"current_operation_id": "op\u0000"}, 400, "INVALID_NAME"),
+    ]
+    for override, status, code in refusals:
         response = await backend.register(worker, **override)
-        assert response.status_code == 422, override
-        assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+        assert (response.status_code, response.json()["error"]["code"]) == (status, code), override
     assert (await backend.client.get("/api/v1/workers")).json() == []
 
 

@@ -1,7 +1,8 @@
 import pytest
 
-from ktrdr.data.names import dataset_filename, parse_dataset_filename, validate_symbol, validate_timeframe
+from ktrdr.data.names import dataset_filename, parse_dataset_filename
 from ktrdr.errors import InvalidNameError
+from ktrdr.names import validate_symbol, validate_timeframe
 
 
 def test_symbol_is_normalised_to_upper_case():

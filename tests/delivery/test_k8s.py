@@ -39,7 +39,13 @@ def role_of(container: dict) -> str:
 def test_every_manifest_passes_strict_schema_validation() -> None:
     version = kubernetes_validate.latest_version()
     docs = all_documents()
-    assert {d["kind"] for d in docs} == {"Namespace", "PersistentVolumeClaim", "Deployment", "Service"}
+    assert {d["kind"] for d in docs} == {
+        "Namespace",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+    }
     for doc in docs:
         kubernetes_validate.validate(doc, version, strict=True)
 

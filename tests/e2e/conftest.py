@@ -1,8 +1,9 @@
 """A real stack for the end-to-end tests: backend + both workers as uvicorn processes on 127.0.0.1.
 
 Free ports, a temporary data directory with the sample data and two test strategies (one that
-trains in seconds, one that trains until it is stopped), and a short health interval so faults
-are noticed quickly. One stack serves the whole module; tests that break a server restore it.
+trains in seconds, one that trains until it is stopped), a bearer token held by every process
+and presented by the ``api`` client, and a short health interval so faults are noticed quickly.
+One stack serves the whole module; tests that break a server restore it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_helpers import HEALTH_INTERVAL_S
+from e2e_helpers import AUTH, E2E_TOKEN, HEALTH_INTERVAL_S
 
 
 def _strategy(name: str, **training: Any) -> str:
@@ -43,6 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "KTRDR_WORKER_HEALTH_CHECK_INTERVAL": str(HEALTH_INTERVAL_S),
         "KTRDR_WORKER_HEALTH_CHECK_TIMEOUT": "2",
         "KTRDR_LOG_FORMAT": "console",
+        "KTRDR_API_TOKEN": E2E_TOKEN,
     }
     local = LocalStack(data_dir, StackPorts(*free_ports(3)), log_dir=root / "logs", env=env, isolated=True)
     with local:
@@ -55,5 +57,5 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def api(stack: Any) -> Iterator[Any]:
     import httpx
 
-    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+    with httpx.Client(base_url=stack.api_url, headers=AUTH, timeout=10) as client:
         yield client

@@ -6,6 +6,9 @@ import time
 from typing import Any
 
 HEALTH_INTERVAL_S = 0.5
+# The stack runs with a token, as in production: every process holds it, every client presents it.
+E2E_TOKEN = "e2e-token-3f9c0d"
+AUTH = {"Authorization": f"Bearer {E2E_TOKEN}"}
 
 
 def wait_for_operation(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import httpx
 import pytest
-from e2e_helpers import HEALTH_INTERVAL_S, logs_of, wait_for_operation
+from e2e_helpers import AUTH, HEALTH_INTERVAL_S, logs_of, wait_for_operation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -69,10 +71,51 @@ def test_cancel_reaches_the_worker_and_both_sides_agree(stack, api):
     assert cancelled["status"] == "cancelled"
 
     worker_url = f"http://127.0.0.1:{stack.ports.training_worker}"
-    on_worker = httpx.get(f"{worker_url}/api/v1/operations/{operation_id}", timeout=5).json()
+    on_worker = httpx.get(f"{worker_url}/api/v1/operations/{operation_id}", headers=AUTH, timeout=5).json()
     assert on_worker["status"] == "cancelled"
     health = httpx.get(f"{worker_url}/health", timeout=5).json()
     assert health["worker_status"] == "idle"
+
+
+def test_workers_answer_only_the_token_except_for_health(stack, api):
+    for port in (stack.ports.training_worker, stack.ports.backtest_worker):
+        worker_url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{worker_url}/health", timeout=5).status_code == 200
+        for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+            for method, path in (("GET", "/api/v1/operations"), ("DELETE", "/api/v1/operations/op_x/cancel")):
+                answer = httpx.request(method, worker_url + path, headers=headers, timeout=5)
+                assert answer.status_code == 401, (method, path, answer.text)
+        assert httpx.get(f"{worker_url}/api/v1/operations", headers=AUTH, timeout=5).status_code == 200
+    # ...and the backend, which holds the same token, still reaches both of them.
+    assert {w["status"] for w in api.get("/workers").json()} == {"available"}
+
+
+def test_a_worker_with_a_wrong_token_says_so_and_keeps_retrying(stack, api, tmp_path):
+    from ktrdr.cli.stack import free_ports
+
+    (port,) = free_ports(1)
+    env = stack.environment("backtest-worker")
+    env.update(
+        {"KTRDR_API_TOKEN": "not-the-backends", "KTRDR_WORKER_PORT": str(port), "KTRDR_WORKER_ID": "intruder"}
+    )
+    log_path = tmp_path / "intruder.log"
+    command = [sys.executable, "-m", "ktrdr", "serve", "backtest-worker", "--host", "127.0.0.1"]
+    with log_path.open("wb") as log:
+        intruder = subprocess.Popen(
+            [*command, "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while log_path.read_text(errors="replace").count("worker.token_refused") < 3:
+            assert intruder.poll() is None, log_path.read_text(errors="replace")
+            assert time.monotonic() < deadline, log_path.read_text(errors="replace")
+            time.sleep(0.2)
+        assert intruder.poll() is None, "a refused worker keeps running and retrying"
+        assert "KTRDR_API_TOKEN" in log_path.read_text(errors="replace")
+        assert "intruder" not in {w["worker_id"] for w in api.get("/workers").json()}
+    finally:
+        intruder.terminate()
+        intruder.wait(30)
 
 
 def test_backend_restart_mid_operation_loses_nothing(stack, api):

@@ -1,4 +1,4 @@
-"""Fixtures for the worker base app tests (helpers live in worker_harness.py)."""
+"""Fixtures for the worker tests (helpers live in worker_harness.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,21 @@ import httpx
 import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
-from worker_harness import Compute, FakeBackend, WorkerHarness
+from worker_harness import (
+    START_PATHS,
+    Compute,
+    FakeBackend,
+    LiveWorker,
+    WorkerHarness,
+    create_worker,
+    live_worker_settings,
+    wait_until,
+)
 
 from ktrdr.protocol import StartAccepted, WorkerType
 from ktrdr.settings import Settings
 from ktrdr.worker.app import create_worker_app, worker_runtime
+from tests.control.backend_fixtures import serve_in_thread
 
 
 @pytest.fixture
@@ -50,3 +60,16 @@ def make_worker() -> Iterator[Callable[..., WorkerHarness]]:
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module", params=list(START_PATHS))
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveWorker]:
+    """Each real worker app, served by uvicorn behind a current and a previous token."""
+    pytest.importorskip("torch")  # the worker apps check their compute dependencies at start-up
+    role = request.param
+    settings = live_worker_settings(role, tmp_path_factory.mktemp(role) / "data")
+    backend = FakeBackend()
+    app = create_worker(role, settings, backend)
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        wait_until(lambda: bool(backend.bodies("POST", "/register")))
+        yield LiveWorker(role, app, client, backend, settings)

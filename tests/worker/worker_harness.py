@@ -1,19 +1,24 @@
-"""Helpers for the worker base app tests: a fake backend (httpx MockTransport) and a steerable compute."""
+"""Helpers for the worker tests: a fake backend (httpx MockTransport), a steerable compute, and the
+real worker apps served behind their tokens."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from ktrdr.jobs import CancelToken, Progress, ProgressCallback
+from ktrdr.settings import Settings
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -77,3 +82,51 @@ class WorkerHarness:
     backend: FakeBackend
     compute: Compute
     app: FastAPI
+
+
+# --- the real worker apps (backtest, training), served by uvicorn, behind a current and a previous token
+
+CURRENT, PREVIOUS = "tok-current-9a1c", "tok-previous-44b0"
+START_PATHS = {"backtest-worker": "/backtests/start", "training-worker": "/training/start"}
+
+
+@dataclass
+class LiveWorker:
+    role: str
+    app: FastAPI
+    client: httpx.Client  # presents no token of its own
+    backend: FakeBackend
+    settings: Settings
+
+    @property
+    def start_path(self) -> str:
+        return START_PATHS[self.role]
+
+    def authed(self, token: str = CURRENT) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+def live_worker_settings(role: str, data_dir: Path, **overrides: object) -> Settings:
+    """A production worker mid-rotation (current and previous token), with its own data directory."""
+    values: dict[str, object] = {
+        "env": "production",
+        "data_dir": data_dir,
+        "api_client_base_url": "http://backend.test/api/v1",
+        "worker_id": f"{role}-live",
+        "worker_health_check_interval": 60.0,
+        "api_token": SecretStr(CURRENT),
+        "api_token_previous": SecretStr(PREVIOUS),
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def create_worker(role: str, settings: Settings, backend: FakeBackend) -> FastAPI:
+    """The real app of ``role`` (``ktrdr.worker.<role>.create_app``), talking to ``backend``."""
+    module = importlib.import_module(f"ktrdr.worker.{role.replace('-', '_')}")
+    app: FastAPI = module.create_app(
+        settings=lambda: settings,
+        backend_transport=httpx.MockTransport(backend.handler),
+        registration_backoff=0.01,
+    )
+    return app

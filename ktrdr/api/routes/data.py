@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from ktrdr.api.schemas import DatasetListResponse, DatasetModel, DatasetResponse
 from ktrdr.api.state import BackendDep
+from ktrdr.names import Symbol, Timeframe
+from ktrdr.web.paths import name_param
 
 router = APIRouter(prefix="/data", tags=["data"])
 
-SYMBOL = Path(max_length=64)
-TIMEFRAME = Path(max_length=16)
+DATASET = f"/{name_param('symbol')}/{{timeframe}}"
 _CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
@@ -22,8 +23,8 @@ async def list_all(backend: BackendDep) -> DatasetListResponse:
     return DatasetListResponse(datasets=[DatasetModel.model_validate(d.model_dump()) for d in datasets])
 
 
-@router.get("/{symbol}/{timeframe}", response_model=DatasetResponse)
-async def get_one(backend: BackendDep, symbol: str = SYMBOL, timeframe: str = TIMEFRAME) -> DatasetResponse:
+@router.get(DATASET, response_model=DatasetResponse)
+async def get_one(backend: BackendDep, symbol: Symbol, timeframe: Timeframe) -> DatasetResponse:
     from ktrdr.data.catalog import dataset_info
 
     info = dataset_info(backend.settings.data_dir, symbol, timeframe)
@@ -31,7 +32,7 @@ async def get_one(backend: BackendDep, symbol: str = SYMBOL, timeframe: str = TI
 
 
 @router.post(
-    "/{symbol}/{timeframe}",
+    DATASET,
     response_model=DatasetResponse,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_CSV_BODY,
@@ -39,16 +40,14 @@ async def get_one(backend: BackendDep, symbol: str = SYMBOL, timeframe: str = TI
 async def import_one(
     request: Request,
     backend: BackendDep,
-    symbol: str = SYMBOL,
-    timeframe: str = TIMEFRAME,
+    symbol: Symbol,
+    timeframe: Timeframe,
     overwrite: bool = Query(False, description="replace an existing dataset"),
 ) -> DatasetResponse:
     """Import an OHLCV CSV (text/csv). Every row is checked before anything is written; 409 when the
     dataset exists and ``overwrite`` is false."""
     from ktrdr.data.csv_import import import_csv
-    from ktrdr.data.names import validate_symbol, validate_timeframe
 
-    symbol, timeframe = validate_symbol(symbol), validate_timeframe(timeframe)
     content = await request.body()
     info = import_csv(backend.settings.data_dir, symbol, timeframe, content, overwrite=overwrite)
     return DatasetResponse(dataset=DatasetModel.model_validate(info.model_dump()))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter
 
 from ktrdr.api.schemas import ModelListItem, ModelListResponse, ModelMetadataResponse
 from ktrdr.api.state import BackendDep
+from ktrdr.names import ModelVersion, StrategyName, Timeframe
+from ktrdr.web.paths import name_param
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -18,12 +20,9 @@ async def list_all(backend: BackendDep) -> ModelListResponse:
     return ModelListResponse(models=[ModelListItem.model_validate(m.to_dict()) for m in models])
 
 
-@router.get("/{strategy}/{timeframe}", response_model=ModelMetadataResponse)
+@router.get(f"/{name_param('strategy')}/{{timeframe}}", response_model=ModelMetadataResponse)
 async def get_metadata(
-    backend: BackendDep,
-    strategy: str = Path(max_length=128),
-    timeframe: str = Path(max_length=16),
-    version: int | None = Query(None, ge=1, le=10**9),
+    backend: BackendDep, strategy: StrategyName, timeframe: Timeframe, version: ModelVersion | None = None
 ) -> ModelMetadataResponse:
     from ktrdr.training.model_storage import read_model_metadata
 

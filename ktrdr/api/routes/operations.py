@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from ktrdr.api.schemas import OperationListResponse, OperationResponse
 from ktrdr.api.state import BackendDep
 from ktrdr.errors import BadRequestError
+from ktrdr.names import OperationId, Text
 from ktrdr.protocol import OperationReport, OperationStatus, OperationType
+from ktrdr.web.paths import name_param
 
 router = APIRouter(prefix="/operations", tags=["operations"])
 
-OPERATION_ID = Path(max_length=64)
+ONE = "/" + name_param("operation_id")
 
 
 @router.get("", response_model=OperationListResponse)
@@ -33,26 +37,26 @@ async def list_operations(
     )
 
 
-@router.get("/{operation_id}", response_model=OperationResponse)
-async def get_operation(backend: BackendDep, operation_id: str = OPERATION_ID) -> OperationResponse:
+@router.get(ONE, response_model=OperationResponse)
+async def get_operation(backend: BackendDep, operation_id: OperationId) -> OperationResponse:
     """While running, progress is refreshed from the worker when the stored copy is over a second old."""
     operation = await backend.store.get(operation_id)
     return OperationResponse(data=await backend.lifecycle.refresh(operation))
 
 
-@router.delete("/{operation_id}", response_model=OperationResponse)
+@router.delete(ONE, response_model=OperationResponse)
 async def cancel_operation(
     backend: BackendDep,
-    operation_id: str = OPERATION_ID,
-    reason: str = Query("cancelled by user", max_length=500),
+    operation_id: OperationId,
+    reason: Annotated[Text, Query(max_length=500)] = "cancelled by user",
 ) -> OperationResponse:
     """Cancel a pending or running operation (the worker is told); 409 when it already finished."""
     return OperationResponse(data=await backend.lifecycle.cancel(operation_id, reason))
 
 
-@router.patch("/{operation_id}/status", response_model=OperationResponse)
+@router.patch(ONE + "/status", response_model=OperationResponse)
 async def report_status(
-    report: OperationReport, backend: BackendDep, operation_id: str = OPERATION_ID
+    report: OperationReport, backend: BackendDep, operation_id: OperationId
 ) -> OperationResponse:
     """A worker pushes its report; the first final status wins (a later one is ignored, not an error)."""
     if report.operation_id != operation_id:

@@ -7,11 +7,13 @@ strategy document at all (YAML syntax error, empty, not a mapping, not UTF-8, to
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 
 from ktrdr.api.schemas import StrategyListItem, StrategyListResponse, StrategyResponse, StrategyValidation
 from ktrdr.api.state import BackendDep
 from ktrdr.errors import StrategyValidationError
+from ktrdr.names import StrategyName
+from ktrdr.web.paths import name_param
 
 router = APIRouter(prefix="/strategies", tags=["strategies"])
 
@@ -37,8 +39,8 @@ async def list_all(backend: BackendDep) -> StrategyListResponse:
     )
 
 
-@router.get("/{name}", response_model=StrategyResponse)
-async def get_one(backend: BackendDep, name: str = Path(max_length=128)) -> StrategyResponse:
+@router.get("/" + name_param("name"), response_model=StrategyResponse)
+async def get_one(backend: BackendDep, name: StrategyName) -> StrategyResponse:
     from ktrdr.features import feature_names
     from ktrdr.strategy.loader import get_strategy
 

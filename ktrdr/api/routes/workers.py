@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from ktrdr.api.state import BackendDep
+from ktrdr.names import WorkerId
 from ktrdr.protocol import WorkerInfo, WorkerRegistration, WorkerStatus, WorkerType
+from ktrdr.web.paths import name_param
 
 router = APIRouter(prefix="/workers", tags=["workers"])
-
-WORKER_ID = Path(max_length=128)
 
 
 @router.post("/register", response_model=WorkerInfo)
@@ -27,6 +27,6 @@ async def list_workers(
     return backend.registry.list_workers(worker_type=worker_type, status=status)
 
 
-@router.get("/{worker_id}", response_model=WorkerInfo)
-async def get_worker(backend: BackendDep, worker_id: str = WORKER_ID) -> WorkerInfo:
+@router.get("/" + name_param("worker_id"), response_model=WorkerInfo)
+async def get_worker(backend: BackendDep, worker_id: WorkerId) -> WorkerInfo:
     return backend.registry.get(worker_id)

@@ -1,8 +1,11 @@
-"""Turns every error into the one envelope ``{"success": false, "error": {code, message, details}}``.
+"""Turns every error of every ktrdr server into the one envelope ``{"success": false, "error": {...}}``.
 
-ktrdr errors keep their own status and code; FastAPI's request validation becomes 422
-VALIDATION_ERROR with each field's location; Starlette's HTTP errors (unknown route, wrong method)
-keep their status; anything else is a 500 whose traceback is logged and never sent.
+ktrdr errors keep their own status and code; FastAPI's request validation becomes 400
+INVALID_NAME when a name was refused (ktrdr.names), else 422 VALIDATION_ERROR, each with the
+field's location (:func:`ktrdr.errors.request_validation_error`); Starlette's HTTP errors
+(unknown route, wrong method) keep their status; anything else is a 500 whose traceback is
+logged and never sent. A refused request is logged with its method, path, code and field: never
+its headers (the token) nor its body.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ktrdr.errors import KtrdrError, error_envelope
+from ktrdr.errors import KtrdrError, error_envelope, request_validation_error
 from ktrdr.logs import get_logger
 
 log = get_logger(__name__)
@@ -46,30 +49,23 @@ def ktrdr_error_response(exc: KtrdrError) -> JSONResponse:
     return error_response(exc.status_code, exc.to_envelope(), headers)
 
 
-def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Only location, message and type: the raw input may be bytes or huge, and ctx may hold exceptions.
-    return [
-        {
-            "loc": [str(part) for part in err.get("loc", ())],
-            "msg": str(err.get("msg", "")),
-            "type": err.get("type"),
-        }
-        for err in exc.errors()
-    ]
-
-
 async def _on_ktrdr_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KtrdrError)
     return ktrdr_error_response(exc)
 
 
-async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = _field_errors(exc)
-    where = ", ".join(".".join(e["loc"]) + f": {e['msg']}" for e in errors[:5])
-    return error_response(
-        422, error_envelope("VALIDATION_ERROR", f"invalid request: {where}", {"errors": errors})
+    error = request_validation_error(exc.errors())
+    log.info(
+        "request.invalid",
+        method=request.method,
+        path=request.url.path,
+        status=error.status_code,
+        code=error.code,
+        fields=[".".join(e["loc"]) for e in error.details["errors"][:5]],
     )
+    return ktrdr_error_response(error)
 
 
 async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:

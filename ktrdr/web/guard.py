@@ -1,9 +1,11 @@
-"""A pure-ASGI guard in front of every request: bearer token, content type, body size.
+"""A pure-ASGI guard in front of every request of every ktrdr server: bearer token, content type, body size.
 
 Checked in that order, before any route runs and before more of the body than the limit is read:
 
-- **auth**: when a token is configured, every mutating request (POST, PUT, PATCH, DELETE) needs
-  ``Authorization: Bearer <token>`` (constant-time compare); reads stay open.
+- **auth**: when a token is configured, every request the server's ``needs_token`` rule names
+  needs ``Authorization: Bearer <token>`` (:class:`ktrdr.web.tokens.BearerTokens`, constant time).
+  The backend protects every mutating request (POST, PUT, PATCH, DELETE) and leaves reads open; a
+  worker protects every request except ``GET /health``. A refusal is logged without the header.
 - **content type**: a request with a body must send the type its route takes (JSON by default;
   the raw-body routes name theirs), else 415.
 - **size**: a body larger than its route's limit is refused with 413, on its Content-Length when
@@ -15,18 +17,35 @@ Checked in that order, before any route runs and before more of the body than th
 from __future__ import annotations
 
 import email.message
-import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ktrdr.api.error_handlers import ktrdr_error_response
 from ktrdr.errors import AuthenticationError, KtrdrError, PayloadTooLargeError, UnsupportedMediaTypeError
+from ktrdr.logs import get_logger
+from ktrdr.web.errors import ktrdr_error_response
+from ktrdr.web.tokens import BearerTokens
+
+log = get_logger(__name__)
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_TYPES = frozenset({"application/json"})
+
+# (method, path) -> does this request need the token?
+TokenRule = Callable[[str, str], bool]
+
+
+def mutating_requests(method: str, _path: str) -> bool:
+    """The backend's rule: writes need the token, reads stay open."""
+    return method in MUTATING_METHODS
+
+
+def all_requests_except(*open_paths: str) -> TokenRule:
+    """A worker's rule: everything needs the token except ``open_paths`` (its health probe)."""
+    exempt = frozenset(open_paths)
+    return lambda _method, path: path not in exempt
 
 
 @dataclass(frozen=True)
@@ -61,12 +80,14 @@ class RequestGuard:
         self,
         app: ASGIApp,
         *,
-        token: str | None,
+        tokens: BearerTokens,
+        needs_token: TokenRule,
         max_body_bytes: int,
         raw_rules: Iterable[BodyRule] = (),
     ) -> None:
         self.app = app
-        self._token = token.encode() if token else None
+        self._tokens = tokens
+        self._needs_token = needs_token
         self._max_body_bytes = max_body_bytes
         self._rules = tuple(raw_rules)
 
@@ -75,27 +96,37 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         method = scope["method"].upper()
-        if method not in MUTATING_METHODS:
+        path = scope.get("path", "")
+        mutating = method in MUTATING_METHODS
+        needs_token = self._tokens.configured and self._needs_token(method, path)
+        if not (mutating or needs_token):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        body: bytes | None = None
         try:
-            self._check_token(headers.get("authorization"))
-            rule = self._rule_for(method, scope.get("path", ""))
-            body = await self._read_body(headers, rule, receive)
+            if needs_token:
+                self._check_token(scope, method, path, headers.get("authorization"))
+            if mutating:
+                body = await self._read_body(headers, self._rule_for(method, path), receive)
         except KtrdrError as exc:
             await ktrdr_error_response(exc)(scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, receive if body is None else _replay(body, receive), send)
 
-    def _check_token(self, authorization: str | None) -> None:
-        if self._token is None:
-            return
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            raise AuthenticationError("this request needs an 'Authorization: Bearer <token>' header")
-        if not hmac.compare_digest(given.strip().encode(), self._token):
-            raise AuthenticationError("the bearer token is not valid")
+    def _check_token(self, scope: Scope, method: str, path: str, authorization: str | None) -> None:
+        try:
+            self._tokens.check(authorization)
+        except AuthenticationError as exc:
+            client = scope.get("client")
+            log.warning(
+                "request.unauthorized",
+                method=method,
+                path=path,
+                client=client[0] if client else None,
+                reason=exc.message,
+            )
+            raise
 
     def _rule_for(self, method: str, path: str) -> BodyRule:
         for rule in self._rules:
