@@ -40,7 +40,10 @@ def print_backtest_chart(console: Console, result: Mapping[str, Any]) -> None:
         return
     if console.is_terminal and console.width >= MIN_WIDTH:
         try:
-            chart = backtest_chart(curves, width=console.width, height=chart_height(console.height))
+            colours = console.color_system is not None  # None: NO_COLOR, or a terminal without colours
+            chart = backtest_chart(
+                curves, width=console.width, height=chart_height(console.height), colours=colours
+            )
         except MissingDependencyError as exc:
             console.print(
                 f"(no chart: {exc.message})", style="dim", markup=False, highlight=False, soft_wrap=True
