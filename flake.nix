@@ -66,6 +66,7 @@
       lib = project;
       packages = forSystems (system: perSystem.${system}.packages);
       devShells = forSystems (system: perSystem.${system}.devShells);
+      apps = forSystems (system: perSystem.${system}.apps);
       checks = forSystems (system: perSystem.${system}.checks);
       formatter = forSystems (system: nixpkgs.legacyPackages.${system}.nixfmt);
     };

@@ -1,5 +1,5 @@
-# Everything of one system: the Python sets and environments, the images, the dev shells and the
-# checks. Called by flake.nix once per system of the role table.
+# Everything of one system: the Python sets and environments, the images, the dev shells, the apps
+# and the checks. Called by flake.nix once per system of the role table.
 # `lib` and `system` come from the flake rather than from pkgs, so the attribute names of these outputs
 # are known without instantiating nixpkgs (Nix looks `.#lib...` up in packages.<system> first).
 {
@@ -46,6 +46,10 @@ let
     inherit pkgs project pythonSets;
   };
 
+  run = import ./apps.nix {
+    inherit lib pkgs project pythonSets;
+  };
+
   allChecks = import ./checks.nix {
     inherit
       lib
@@ -78,5 +82,6 @@ in
     # Named from `roles`, so the names stay known without instantiating nixpkgs.
     // lib.mapAttrs' (name: _: lib.nameValuePair "${name}-checks" allChecks.perRole.${name}) roles;
   devShells = shells;
-  checks = allChecks.flake;
+  inherit (run) apps;
+  checks = allChecks.flake // run.checks;
 }

@@ -67,3 +67,19 @@ def test_every_role_of_the_system_has_its_checks_as_a_package(system: str) -> No
     names = set(json.loads(proc.stdout))
     expected = {f"{name}-checks" for name, role in ROLES.items() if system in role["platforms"]}
     assert {n for n in names if n.endswith("-checks")} == expected
+
+
+@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-linux"])
+def test_the_flake_has_the_cli_and_the_demo_as_apps(system: str) -> None:
+    """`nix run .` and `nix run .#demo` (nix/apps.nix, wired by nix/system.nix and flake.nix)."""
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", "nix/apps.nix"], cwd=REPO)
+    if tracked.returncode != 0:
+        pytest.skip("the flake's files are not tracked by git")
+    inputs = nix_inputs()
+    overrides = [a for n, p in INPUTS.items() for a in ("--override-input", n, f"path:{inputs / p}")]
+    argv = ["nix", *NIX_FLAGS, "eval", "--json", f".#apps.{system}", "--apply", "builtins.attrNames"]
+    proc = subprocess.run(
+        [*argv, *overrides, "--no-write-lock-file"], cwd=REPO, capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == ["default", "demo"]
