@@ -3,8 +3,8 @@
 # the CPU, backtested out of sample, its metrics and its terminal chart; nothing to set up).
 #
 #   apps.default  ktrdr, from an environment of the worker-cpu role's package set (CPU torch, no
-#                 CUDA) with that role's extras plus `report`: the demo's chart and `ktrdr ops report`
-#                 need plotille and plotly, which no image takes
+#                 CUDA) with that role's extras plus `report`: the demo's chart and
+#                 `ktrdr ops report` need plotille and plotly, which no image takes
 #   apps.demo     `ktrdr demo`, a writeShellApplication around that same environment
 #   checks.demo   the demo run in the build sandbox (loopback only, HOME in the build's temporary
 #                 directory), so `nix flake check` runs what `nix run .#demo` runs
@@ -24,7 +24,7 @@ let
     ktrdr = role.extras ++ [ "report" ];
   };
 
-  demoDescription = "Run the ktrdr demo: train and backtest a bundled strategy on a throw-away local stack";
+  demoDescription = "Run the ktrdr demo: train and backtest a bundled strategy on a throw-away stack";
 
   demo = pkgs.writeShellApplication {
     name = "ktrdr-demo";
@@ -58,7 +58,11 @@ in
       exit 1
     fi
     for expected in "sharpe_ratio" "deepest drawdown" "demo finished"; do
-      grep -q "$expected" demo.log || { cat demo.log >&2; echo "the demo did not print: $expected" >&2; exit 1; }
+      if ! grep -q "$expected" demo.log; then
+        cat demo.log >&2
+        echo "the demo did not print: $expected" >&2
+        exit 1
+      fi
     done
     cp demo.log $out
   '';
