@@ -24,7 +24,7 @@ let
     ktrdr = role.extras ++ [ "report" ];
   };
 
-  demoDescription = "Run the ktrdr demo: train and backtest a bundled strategy on a throw-away stack";
+  demoDescription = "ktrdr demo: train and backtest a bundled strategy on a throw-away local stack";
 
   demo = pkgs.writeShellApplication {
     name = "ktrdr-demo";
