@@ -267,11 +267,7 @@ def list_operations(status: str | None, operation_type: str | None, limit: int) 
 def show(operation_id: str, follow: bool) -> None:
     """Show one operation (with --follow: until it ends; the exit code says how)."""
     options = cli_context()
-    with options.client() as client:
-        if follow:
-            operation = follow_operation(client, operation_id, quiet=options.as_json)
-        else:
-            operation = client.get(f"/operations/{operation_id}")
+    operation = _fetch(options, operation_id, follow)
     show_operation(operation, as_json=options.as_json)
     if follow:
         raise SystemExit(EXIT_CODES.get(operation["status"], 1))
@@ -290,17 +286,22 @@ def show(operation_id: str, follow: bool) -> None:
 def report(operation_id: str, path: Path | None, follow: bool) -> None:
     """Write one self-contained HTML report of a finished operation: charts, tables and what
     produced it (needs the 'report' extra; the file opens offline)."""
-    options = cli_context()
-    with options.client() as client:
-        if follow:
-            operation = follow_operation(client, operation_id, quiet=options.as_json)
-        else:
-            operation = client.get(f"/operations/{operation_id}")
+    operation = _fetch(cli_context(), operation_id, follow)
     if operation["status"] not in TERMINAL:
         raise click.ClickException(
             f"operation {operation_id} is still {operation['status']}: wait with --follow, or report it later"
         )
     write_report(operation, path or Path(f"ktrdr-report-{operation_id}.html"))
+
+
+def _fetch(options: Any, operation_id: str, follow: bool) -> dict[str, Any]:
+    """The operation now, or (``follow``) once it has ended."""
+    with options.client() as client:
+        if follow:
+            operation: dict[str, Any] = follow_operation(client, operation_id, quiet=options.as_json)
+        else:
+            operation = client.get(f"/operations/{operation_id}")
+    return operation
 
 
 @ops.command("cancel")

@@ -199,17 +199,22 @@ def _backtest_figure(curves: Curves, trades: list[Trade], result: Mapping[str, A
             f"The curves keep {len(times)} of the run's {curves.bars} bars: each stretch's highest and "
             "lowest equity, drawdown and close, so no peak or trough is lost."
         )
-    figure.update_layout(
-        height=900 if has_price else 620,
-        template="plotly_white",
-        hovermode="x unified",
-        legend={"orientation": "h", "y": 1.08, "x": 0},
-        margin={"l": 60, "r": 20, "t": 70, "b": 40},
-    )
+    _layout(figure, height=900 if has_price else 620)
     figure.update_yaxes(title_text="equity", row=1, col=1)
     figure.update_yaxes(title_text="%", row=2, col=1)
     figure.update_xaxes(title_text="UTC", row=rows, col=1)
     return notes, figure
+
+
+def _layout(figure: Any, *, height: int) -> None:
+    """One look for the time-series figures: white, one hover box per x, the legend on top."""
+    figure.update_layout(
+        height=height,
+        template="plotly_white",
+        hovermode="x unified",
+        legend={"orientation": "h", "y": 1.1, "x": 0},
+        margin={"l": 60, "r": 20, "t": 80, "b": 40},
+    )
 
 
 def _trade_markers() -> list[tuple[str, str, str, Any]]:
@@ -366,13 +371,7 @@ def _history_figure(history: Any, best_epoch: Any) -> Any:
             font={"color": GAIN},
             xanchor="left",
         )
-    figure.update_layout(
-        height=640,
-        template="plotly_white",
-        hovermode="x unified",
-        legend={"orientation": "h", "y": 1.1, "x": 0},
-        margin={"l": 60, "r": 20, "t": 80, "b": 40},
-    )
+    _layout(figure, height=640)
     figure.update_yaxes(tickformat=".0%", row=2, col=1)
     figure.update_xaxes(title_text="epoch", row=2, col=1)
     return figure

@@ -15,6 +15,17 @@ from typing import Any
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 PEAK_AT, TROUGH_AT = 0.3, 0.7
+# The traces the report draws for these results, in order.
+BACKTEST_TRACES = [
+    "strategy",
+    "buy & hold (no costs)",
+    "drawdown",
+    "close",
+    "long entry",
+    "short entry",
+    "exit",
+]
+TRAINING_TRACES = ["train loss", "validation loss", "train accuracy", "validation accuracy"]
 
 
 def equity_at(x: float) -> float:

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from results_factory import (
+    BACKTEST_TRACES,
+    TRAINING_TRACES,
     backtest_result,
     older_backtest_result,
     older_training_result,
@@ -87,15 +89,7 @@ def test_a_backtest_page_has_its_charts_tables_and_provenance_and_loads_nothing(
     assert outside_references(page) == []
     # plotly.js inlined once, before the figures.
     assert sum("Plotly.newPlot" not in s and len(s) > 1_000_000 for s in page.scripts) == 1
-    assert trace_names(page, "backtest-chart") == [
-        "strategy",
-        "buy & hold (no costs)",
-        "drawdown",
-        "close",
-        "long entry",
-        "short entry",
-        "exit",
-    ]
+    assert trace_names(page, "backtest-chart") == BACKTEST_TRACES
     assert text.count("<tr>") >= 12 + 1 and "trade 11 (short)" in text
     provenance = page.text_by_id["provenance"]
     for expected in ("ab" * 32, "model version3", "commission0.1 %", "slippage0.05 %", "op_backtesting"):
@@ -117,12 +111,7 @@ def test_an_older_backtest_gets_the_charts_it_can_and_says_what_is_missing() -> 
 def test_a_training_page_has_the_curves_per_epoch_and_the_confusion_matrix() -> None:
     text, page = report("training", training_result(epochs=30, best=21))
     assert outside_references(page) == []
-    assert trace_names(page, "training-curves") == [
-        "train loss",
-        "validation loss",
-        "train accuracy",
-        "validation accuracy",
-    ]
+    assert trace_names(page, "training-curves") == TRAINING_TRACES
     assert trace_names(page, "confusion-matrix") == ["confusion matrix"]
     assert '"z":[[106,122,36],[38,615,188],[22,181,487]]' in text
     assert "best epoch 21" in text

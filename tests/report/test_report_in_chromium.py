@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 from results_factory import (
+    BACKTEST_TRACES,
     PEAK_AT,
+    TRAINING_TRACES,
     TROUGH_AT,
     backtest_result,
     older_backtest_result,
@@ -44,16 +46,6 @@ Image = pytest.importorskip("PIL.Image")
 from ktrdr.report.html import GAIN, LOSS, STRATEGY, operation_report  # noqa: E402
 
 WINDOW = (1280, 2400)
-BACKTEST_TRACES = [
-    "strategy",
-    "buy & hold (no costs)",
-    "drawdown",
-    "close",
-    "long entry",
-    "short entry",
-    "exit",
-]
-TRAINING_TRACES = ["train loss", "validation loss", "train accuracy", "validation accuracy"]
 
 
 @dataclass
