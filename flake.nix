@@ -67,6 +67,7 @@
       lib = project;
       packages = forSystems (system: perSystem.${system}.packages);
       devShells = lib.genAttrs project.devSystems (system: perSystem.${system}.devShells);
+      apps = forSystems (system: perSystem.${system}.apps);
       checks = forSystems (system: perSystem.${system}.checks);
       formatter = forSystems (system: nixpkgs.legacyPackages.${system}.nixfmt);
     };

@@ -1,6 +1,6 @@
-# Everything of one system: the Python sets and environments, the images, the dev shells and the
-# checks. Called by flake.nix once per system of the role table, and for the dev shells of macOS
-# (project.devSystems), where only `devShells` is used.
+# Everything of one system: the Python sets and environments, the images, the dev shells, the apps
+# and the checks. Called by flake.nix once per system of the role table, and for the dev shells of
+# macOS (project.devSystems), where only `devShells` is used.
 # `lib` and `system` come from the flake rather than from pkgs, so the attribute names of these outputs
 # are known without instantiating nixpkgs (Nix looks `.#lib...` up in packages.<system> first).
 {
@@ -53,6 +53,10 @@ let
     };
   };
 
+  run = import ./apps.nix {
+    inherit lib pkgs project pythonSets;
+  };
+
   allChecks = import ./checks.nix {
     inherit
       lib
@@ -85,5 +89,6 @@ in
     # Named from `roles`, so the names stay known without instantiating nixpkgs.
     // lib.mapAttrs' (name: _: lib.nameValuePair "${name}-checks" allChecks.perRole.${name}) roles;
   devShells = shells;
-  checks = allChecks.flake;
+  inherit (run) apps;
+  checks = allChecks.flake // run.checks;
 }

@@ -71,11 +71,17 @@ def test_backend_role_is_lean():
     assert "ml" not in backend["extras"] and backend["torch"] == "none"
     probe = (
         f"import sys, importlib; importlib.import_module({backend['app'].split(':')[0]!r}); "
-        "print(','.join(m for m in ('torch', 'numpy', 'pandas') if m in sys.modules))"
+        "print(','.join(m for m in ('torch', 'numpy', 'pandas', 'plotly', 'plotille') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_no_image_takes_the_report_extra():
+    """The charts are drawn by the CLI (ktrdr.report): no server image carries a charting library."""
+    assert "report" in EXTRAS
+    assert not [name for name, role in ROLES.items() if "report" in role["extras"]]
 
 
 def test_worker_apps_import_without_loading_torch():

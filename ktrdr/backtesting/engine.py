@@ -21,6 +21,7 @@ import pandas as pd
 import structlog
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from ktrdr.backtesting.curves import buy_and_hold, result_curves
 from ktrdr.backtesting.decisions import decide, signals
 from ktrdr.backtesting.metrics import performance_metrics, periods_per_year, trade_statistics
 from ktrdr.backtesting.positions import Costs, Simulation, simulate
@@ -36,7 +37,10 @@ from ktrdr.training.model_storage import LoadedModel, load_model, model_path_wit
 log = structlog.get_logger(__name__)
 
 MAX_TRADES_IN_RESULT = 1000
-EQUITY_POINTS_IN_RESULT = 500
+# A result travels to the backend in one request, under the backend's request-body limit (1 MiB by
+# default, Settings.max_body_bytes); this is what one may take at most, envelope aside. A test
+# checks the largest result a run can make (MAX_TRADES_IN_RESULT trades, CURVE_POINTS points).
+RESULT_BUDGET_BYTES = 768 * 1024
 
 
 class BacktestConfig(BaseModel):
@@ -86,11 +90,13 @@ class BacktestResult:
     model_path: str
     costs: Costs
     index: pd.DatetimeIndex
+    close: np.ndarray
     probabilities: np.ndarray
     simulation: Simulation
     metrics: dict[str, Any]
     trade_stats: dict[str, Any]
     signal_counts: dict[str, int]
+    model: dict[str, Any] = field(default_factory=dict)  # LoadedModel.provenance()
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -103,18 +109,18 @@ class BacktestResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: metrics, trade statistics, the first trades (``trades_total`` says how many
-        there were), a downsampled equity curve, whether and from which bar the account was wiped
-        out, bars, model path and timings."""
+        there were), the curves a chart needs (:mod:`ktrdr.backtesting.curves`), whether and from
+        which bar the account was wiped out, bars, the model used, costs and timings."""
         trades = self.simulation.trades
         equity = self.simulation.equity
         wiped = self.simulation.wiped_out_bar
-        picks = np.unique(np.linspace(0, max(equity.size - 1, 0), min(equity.size, EQUITY_POINTS_IN_RESULT)))
-        picks = picks.astype(np.int64)
+        held = buy_and_hold(self.close, self.costs.initial_capital)
         return {
             "strategy": self.strategy,
             "symbol": self.symbol,
             "timeframe": self.timeframe,
             "model_path": self.model_path,
+            "model": dict(self.model),
             "start": self.index[0].isoformat() if self.bars else None,
             "end": self.index[-1].isoformat() if self.bars else None,
             "bars": self.bars,
@@ -129,6 +135,8 @@ class BacktestResult:
                 "position_fraction": self.costs.position_fraction,
             },
             "metrics": dict(self.metrics),
+            # The benchmark: the same capital held from the first close on, without costs.
+            "buy_and_hold_return": float(held[-1] / held[0] - 1.0) if held.size else None,
             "trade_statistics": dict(self.trade_stats),
             "signals": dict(self.signal_counts),
             "trades_total": len(trades),
@@ -140,11 +148,8 @@ class BacktestResult:
                 "final": float(equity[-1]) if equity.size else None,
                 "min": float(equity.min()) if equity.size else None,
                 "max": float(equity.max()) if equity.size else None,
-                "sample": [
-                    {"timestamp": self.index[i].isoformat(), "equity": float(equity[i])}
-                    for i in picks.tolist()
-                ],
             },
+            "curves": result_curves(self.index, equity, self.close, self.costs.initial_capital),
             "timings": {k: round(v, 6) for k, v in self.timings.items()},
         }
 
@@ -269,10 +274,12 @@ def backtest_frame(
         model_path=str(model.path),
         costs=costs,
         index=ohlcv.index,
+        close=close,
         probabilities=probabilities,
         simulation=simulation,
         metrics=metrics,
         trade_stats=stats,
         signal_counts={name: int(counts[i]) for i, name in enumerate(CLASS_NAMES)},
+        model=model.provenance(),
         timings=timings,
     )

@@ -81,9 +81,7 @@ def performance_metrics(equity: pd.Series, periods_per_year: float) -> Performan
         if downside > 0:
             sortino = float(np.mean(returns)) / downside * math.sqrt(periods_per_year)
 
-    peaks = np.maximum.accumulate(values)
-    drawdowns = np.where(peaks > 0, 1.0 - values / np.where(peaks > 0, peaks, 1.0), 0.0)
-    max_drawdown = max(0.0, float(drawdowns.max()))
+    max_drawdown = max(0.0, float(drawdowns(values).max()))
     calmar = annualized / max_drawdown if annualized is not None and max_drawdown > 0 else None
 
     return {
@@ -99,6 +97,14 @@ def performance_metrics(equity: pd.Series, periods_per_year: float) -> Performan
         "initial_equity": initial,
         "final_equity": final,
     }
+
+
+def drawdowns(equity: np.ndarray) -> np.ndarray:
+    """Per bar, ``1 - equity / max(equity so far)``: 0 at a new high, a positive fraction below it
+    (above 1 once the account is below zero); 0 while no peak above zero has been seen."""
+    values = np.asarray(equity, dtype=np.float64)
+    peaks = np.maximum.accumulate(values)
+    return np.where(peaks > 0, 1.0 - values / np.where(peaks > 0, peaks, 1.0), 0.0)
 
 
 def trade_statistics(trades: Iterable[Any]) -> dict[str, float | int | None]:

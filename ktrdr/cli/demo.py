@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ktrdr.cli.operations import HEADLINE_METRICS
+from ktrdr.report.results import HEADLINE_METRICS
 
 if TYPE_CHECKING:
     from ktrdr.cli.stack import LocalStack
@@ -27,10 +27,12 @@ SHOWN = (*HEADLINE_METRICS, "bars")
 @click.command()
 @click.option("--strategy", default=DEFAULT_STRATEGY, show_default=True, help="Bundled strategy to run.")
 def demo(strategy: str) -> None:
-    """Start a temporary stack, train STRATEGY on the sample data, backtest it, print its metrics."""
+    """Start a temporary stack, train STRATEGY on the sample data, backtest it, print its metrics
+    and its equity chart."""
     from ktrdr.cli.client import ApiClient
-    from ktrdr.cli.operations import result_rows
     from ktrdr.cli.output import console, err_console, print_table
+    from ktrdr.report.results import result_rows
+    from ktrdr.report.terminal import print_backtest_chart
 
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ktrdr-demo-") as tmp:
@@ -50,6 +52,7 @@ def demo(strategy: str) -> None:
             rows = [row for row in result_rows(result) if row[0] in SHOWN]
             since = f", out of sample from {request['start_date']}" if "start_date" in request else ""
             print_table(f"backtest of {strategy} on the sample data{since}", ["metric", "value"], rows)
+            print_backtest_chart(console, result)
             err_console.print("stopping the stack...")
     console.print(f"[green]demo finished[/] in {time.monotonic() - began:.1f} s")
 

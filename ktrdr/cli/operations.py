@@ -1,13 +1,18 @@
-"""``ktrdr train`` / ``ktrdr backtest`` / ``ktrdr ops``: start, follow, inspect and cancel operations.
+"""``ktrdr train`` / ``ktrdr backtest`` / ``ktrdr ops``: start, follow, inspect, report and cancel operations.
 
 ``--follow`` polls the operation and draws a live progress bar until it ends; the exit code says
-how it ended: 0 completed, 1 failed, 2 cancelled.
+how it ended: 0 completed, 1 failed, 2 cancelled. A backtest's result ends with its terminal chart
+(:mod:`ktrdr.report.terminal`); ``ktrdr ops report`` and ``--report PATH`` write the operation's
+self-contained HTML report (:mod:`ktrdr.report.html`, the ``report`` extra).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,25 +23,18 @@ TERMINAL = {"completed", "failed", "cancelled"}
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 2}
 POLL_S = 0.5
 
-# The metrics a backtest summary shows first, in this order (the rest follow).
-HEADLINE_METRICS = (
-    "total_return",
-    "annualized_return",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "max_drawdown",
-    "calmar_ratio",
-    "volatility",
-    "total_trades",
-    "win_rate",
-    "profit_factor",
-)
-# Result sections whose values are listed without a prefix; other ``*_metrics`` sections get one.
-UNPREFIXED_SECTIONS = ("metrics", "trade_statistics")
-
 
 def _date_option(name: str, help_text: str) -> Any:
     return click.option(name, type=click.DateTime(["%Y-%m-%d"]), help=help_text)
+
+
+def _report_option() -> Any:
+    return click.option(
+        "--report",
+        "report_path",
+        type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        help="When it ends, write its HTML report to this file (implies --follow; the 'report' extra).",
+    )
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -54,6 +52,7 @@ def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
 @_date_option("--start", "First day of data (YYYY-MM-DD).")
 @_date_option("--end", "Last day of data (YYYY-MM-DD).")
 @click.option("--follow", "-f", is_flag=True, help="Show live progress until the operation ends.")
+@_report_option()
 def train(
     strategy: str,
     symbol: str | None,
@@ -61,6 +60,7 @@ def train(
     start: dt.datetime | None,
     end: dt.datetime | None,
     follow: bool,
+    report_path: Path | None,
 ) -> None:
     """Train STRATEGY (a strategy name known to the backend)."""
     body = _drop_none(
@@ -72,7 +72,7 @@ def train(
             "end_date": _iso(end),
         }
     )
-    _start_operation("/trainings/start", body, follow)
+    _start_operation("/trainings/start", body, follow, report_path)
 
 
 @click.command()
@@ -86,6 +86,7 @@ def train(
 @click.option("--commission", type=float, help="Commission per trade, as a fraction (default 0.001).")
 @click.option("--slippage", type=float, help="Slippage, as a fraction (default 0.0005).")
 @click.option("--follow", "-f", is_flag=True, help="Show live progress until the operation ends.")
+@_report_option()
 def backtest(
     strategy: str,
     symbol: str | None,
@@ -97,6 +98,7 @@ def backtest(
     commission: float | None,
     slippage: float | None,
     follow: bool,
+    report_path: Path | None,
 ) -> None:
     """Backtest STRATEGY with its trained model."""
     body = _drop_none(
@@ -112,15 +114,15 @@ def backtest(
             "slippage": slippage,
         }
     )
-    _start_operation("/backtests/start", body, follow)
+    _start_operation("/backtests/start", body, follow, report_path)
 
 
-def _start_operation(path: str, body: dict[str, Any], follow: bool) -> None:
+def _start_operation(path: str, body: dict[str, Any], follow: bool, report_path: Path | None) -> None:
     options = cli_context()
     with options.client() as client:
         started = client.post(path, json=body)
         operation_id = str(started["operation_id"])
-        if not follow:
+        if not follow and report_path is None:
             if options.as_json:
                 from ktrdr.cli.output import print_json
 
@@ -130,7 +132,45 @@ def _start_operation(path: str, body: dict[str, Any], follow: bool) -> None:
             return
         operation = follow_operation(client, operation_id, quiet=options.as_json)
     show_operation(operation, as_json=options.as_json)
+    _report_if_asked(operation, report_path)
     raise SystemExit(EXIT_CODES.get(operation["status"], 1))
+
+
+def _report_if_asked(operation: dict[str, Any], report_path: Path | None) -> None:
+    """After following an operation: its report when one was asked for and it has a result; a
+    failed or cancelled one says why there is none (its exit code already tells how it ended)."""
+    if report_path is None:
+        return
+    if not operation.get("result"):
+        from ktrdr.cli.output import err_console
+
+        err_console.print(f"no report: operation {operation['operation_id']} is {operation['status']}")
+        return
+    write_report(operation, report_path)
+
+
+def write_report(operation: dict[str, Any], path: Path) -> None:
+    """Write the operation's HTML report to ``path`` whole (a temporary file renamed into place)."""
+    from ktrdr.cli.output import err_console
+    from ktrdr.errors import KtrdrError
+    from ktrdr.report.html import operation_report
+
+    try:
+        page = operation_report(operation)
+    except KtrdrError as exc:
+        raise click.ClickException(exc.message) from None
+    target = path.expanduser()
+    staging: str | None = None
+    try:
+        handle, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(page)
+        os.replace(staging, target)
+    except OSError as exc:
+        if staging is not None:
+            Path(staging).unlink(missing_ok=True)
+        raise click.ClickException(f"cannot write the report to {target}: {exc}") from None
+    err_console.print(f"report written to {target} ({target.stat().st_size / 1e6:.1f} MB); it opens offline")
 
 
 def follow_operation(client: Any, operation_id: str, *, quiet: bool = False, label: str | None = None) -> Any:
@@ -162,6 +202,7 @@ def follow_operation(client: Any, operation_id: str, *, quiet: bool = False, lab
 
 def show_operation(operation: dict[str, Any], *, as_json: bool) -> None:
     from ktrdr.cli.output import console, print_json, print_table
+    from ktrdr.report.results import result_rows, wiped_out_line
 
     if as_json:
         print_json(operation)
@@ -179,36 +220,10 @@ def show_operation(operation: dict[str, Any], *, as_json: bool) -> None:
             print_table("result", ["metric", "value"], rows)
         if line := wiped_out_line(result):
             console.print(line, style="bold red", markup=False)
+        if operation.get("operation_type") == "backtesting":
+            from ktrdr.report.terminal import print_backtest_chart
 
-
-def wiped_out_line(result: dict[str, Any]) -> str | None:
-    """The warning for a backtest whose account went to or below zero; None otherwise, and for
-    results stored before backtests recorded it."""
-    if not result.get("wiped_out"):
-        return None
-    return (
-        f"account wiped out at bar {result.get('wiped_out_bar')} ({result.get('wiped_out_at')}): "
-        "equity at or below zero, nothing traded after it"
-    )
-
-
-def result_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
-    """A result's scalar values as rows: the headline metrics first, then the rest."""
-    flat: dict[str, Any] = {}
-    for key, value in result.items():
-        if isinstance(value, dict) and (key in UNPREFIXED_SECTIONS or key.endswith("_metrics")):
-            prefix = "" if key in UNPREFIXED_SECTIONS else f"{key.removesuffix('_metrics')}."
-            for inner, inner_value in value.items():
-                if _scalar(inner_value):
-                    flat.setdefault(prefix + inner, inner_value)
-        elif _scalar(value):
-            flat.setdefault(key, value)
-    ordered = [k for k in HEADLINE_METRICS if k in flat] + [k for k in flat if k not in HEADLINE_METRICS]
-    return [(k, flat[k]) for k in ordered]
-
-
-def _scalar(value: Any) -> bool:
-    return isinstance(value, (int, float, str, bool)) or value is None
+            print_backtest_chart(console, result)
 
 
 @click.group()
@@ -252,14 +267,41 @@ def list_operations(status: str | None, operation_type: str | None, limit: int) 
 def show(operation_id: str, follow: bool) -> None:
     """Show one operation (with --follow: until it ends; the exit code says how)."""
     options = cli_context()
-    with options.client() as client:
-        if follow:
-            operation = follow_operation(client, operation_id, quiet=options.as_json)
-        else:
-            operation = client.get(f"/operations/{operation_id}")
+    operation = _fetch(options, operation_id, follow)
     show_operation(operation, as_json=options.as_json)
     if follow:
         raise SystemExit(EXIT_CODES.get(operation["status"], 1))
+
+
+@ops.command("report")
+@click.argument("operation_id")
+@click.option(
+    "--output",
+    "-o",
+    "path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="The HTML file to write (default: ktrdr-report-OPERATION_ID.html here).",
+)
+@click.option("--follow", "-f", is_flag=True, help="Wait for a running operation to end first.")
+def report(operation_id: str, path: Path | None, follow: bool) -> None:
+    """Write one self-contained HTML report of a finished operation: charts, tables and what
+    produced it (needs the 'report' extra; the file opens offline)."""
+    operation = _fetch(cli_context(), operation_id, follow)
+    if operation["status"] not in TERMINAL:
+        raise click.ClickException(
+            f"operation {operation_id} is still {operation['status']}: wait with --follow, or report it later"
+        )
+    write_report(operation, path or Path(f"ktrdr-report-{operation_id}.html"))
+
+
+def _fetch(options: Any, operation_id: str, follow: bool) -> dict[str, Any]:
+    """The operation now, or (``follow``) once it has ended."""
+    with options.client() as client:
+        if follow:
+            operation: dict[str, Any] = follow_operation(client, operation_id, quiet=options.as_json)
+        else:
+            operation = client.get(f"/operations/{operation_id}")
+    return operation
 
 
 @ops.command("cancel")

@@ -6,6 +6,7 @@ directory, then among the bundled ones, so a user file overrides a bundled strat
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,6 +72,11 @@ def parse_strategy(text: str) -> StrategyConfig:
         return StrategyConfig.model_validate(data)
     except pydantic.ValidationError as exc:
         raise _invalid(_errors(exc, data)) from None
+
+
+def strategy_digest(text: str) -> str:
+    """The SHA-256 of a strategy's YAML text, as results record which strategy produced them."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def read_strategy(path: Path | str) -> tuple[StrategyConfig, str]:

@@ -77,6 +77,27 @@ class LoadedModel:
     def feature_names(self) -> list[str]:
         return list(self.metadata["feature_names"])
 
+    def provenance(self) -> dict[str, Any]:
+        """What a backtest result says about the model it used: where it is, its version, when it
+        was trained and on which bars (the test split begins at ``test_start``)."""
+        training = self.metadata.get("training") or {}
+        return {
+            "path": str(self.path),
+            "version": model_version(self.path),
+            "created_at": self.metadata.get("created_at"),
+            "symbol": self.metadata.get("symbol"),
+            "timeframe": self.metadata.get("timeframe"),
+            "data_start": training.get("data_start"),
+            "data_end": training.get("data_end"),
+            "test_start": training.get("test_start"),
+        }
+
+
+def model_version(path: Path) -> int | None:
+    """N of a ``{timeframe}_v{N}`` version directory; None for any other path."""
+    match = _VERSION_DIR.match(Path(path).name)
+    return int(match["version"]) if match else None
+
 
 def save_model(
     models_dir: Path,

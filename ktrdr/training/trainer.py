@@ -27,15 +27,20 @@ import structlog
 import torch
 from torch import nn
 
+from ktrdr.downsampling import compact, extreme_indices
 from ktrdr.jobs import CancelToken, Progress, ProgressCallback
 from ktrdr.neural.classes import CLASS_NAMES, NUM_CLASSES
 from ktrdr.neural.mlp import build_mlp
 from ktrdr.strategy.schema import StrategyConfig
 from ktrdr.training.dataset import Dataset, prepare_dataset
 from ktrdr.training.device import best_device
-from ktrdr.training.model_storage import save_model
+from ktrdr.training.model_storage import model_version, save_model
 
 log = structlog.get_logger(__name__)
+
+# The per-epoch curves a result keeps (a strategy may train for up to 10,000 epochs).
+HISTORY_POINTS_IN_RESULT = 500
+HISTORY_CURVES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 
 
 @dataclass(frozen=True)
@@ -55,9 +60,11 @@ class TrainingResult:
     duration_seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
     test_start: str | None = None  # first bar of the test split (ISO): out-of-sample from there on
+    data_start: str | None = None  # the first and last bar the run read (ISO)
+    data_end: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary (the per-epoch history is kept out; it is in the progress stream)."""
+        """JSON-safe summary, with the per-epoch curves (:func:`history_section`)."""
         return {
             "model_path": str(self.model_path),
             "strategy": self.strategy,
@@ -74,8 +81,26 @@ class TrainingResult:
             "samples": dict(self.samples),
             "feature_names": list(self.feature_names),
             "duration_seconds": round(self.duration_seconds, 3),
+            "data_start": self.data_start,
+            "data_end": self.data_end,
             "test_start": self.test_start,
+            "history": history_section(self.history, self.best_epoch),
         }
+
+
+def history_section(history: list[dict[str, float]], best_epoch: int) -> dict[str, Any]:
+    """The per-epoch losses and accuracies as columns, at most ``HISTORY_POINTS_IN_RESULT`` epochs
+    of them: each curve's peaks and troughs and the best epoch are kept (:mod:`ktrdr.downsampling`)."""
+    columns = {name: np.array([h[name] for h in history], dtype=np.float64) for name in HISTORY_CURVES}
+    epochs = np.array([int(h["epoch"]) for h in history], dtype=np.int64)
+    best = np.flatnonzero(epochs == best_epoch)
+    picks = extreme_indices(list(columns.values()), HISTORY_POINTS_IN_RESULT, keep=best.tolist())
+    return {
+        "epochs": len(history),
+        "points": int(picks.size),
+        "epoch": epochs[picks].tolist(),
+        **{name: compact(values[picks]) for name, values in columns.items()},
+    }
 
 
 def train_strategy(
@@ -140,7 +165,8 @@ def train_strategy(
             "test_start": data.test_start,
         },
     )
-    version = int(path.name.rsplit("_v", 1)[1])
+    version = model_version(path)
+    assert version is not None  # save_model names each version directory {timeframe}_v{N}
     duration = time.perf_counter() - began
     report(
         Progress(
@@ -168,6 +194,8 @@ def train_strategy(
         duration_seconds=duration,
         history=outcome.history,
         test_start=data.test_start,
+        data_start=data.first_timestamp,
+        data_end=data.last_timestamp,
     )
 
 
@@ -211,23 +239,36 @@ def fit(
         network.train()
         order = torch.randperm(n_train, generator=generator).to(device)
         total = 0.0
+        correct = torch.zeros((), dtype=torch.int64, device=device)
         for begin in range(0, n_train, cfg.batch_size):
             if cancel.cancelled:
                 cancel.raise_if_cancelled()
             batch = order[begin : begin + cfg.batch_size]
             optimiser.zero_grad(set_to_none=True)
-            loss = criterion(network(x_train[batch]), y_train[batch])
+            logits = network(x_train[batch])
+            loss = criterion(logits, y_train[batch])
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * int(batch.shape[0])
+            correct += (logits.detach().argmax(dim=1) == y_train[batch]).sum()
         train_loss = total / n_train
+        # Accuracy over the epoch's batches as they were trained (the weights moved meanwhile).
+        train_accuracy = int(correct) / n_train
 
         network.eval()
         with torch.inference_mode():
             logits = network(x_val)
             val_loss = float(criterion(logits, y_val))
             val_accuracy = float((logits.argmax(dim=1) == y_val).float().mean())
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "train_accuracy": train_accuracy,
+                "val_accuracy": val_accuracy,
+            }
+        )
         if val_loss < best_loss - cfg.early_stopping.min_delta:
             best_loss, best_epoch, waited = val_loss, epoch, 0
             best_state = copy.deepcopy(network.state_dict())
@@ -275,10 +316,17 @@ def evaluate(
     device: str,
 ) -> dict[str, Any]:
     """Loss (the training criterion), accuracy, the class-prior baseline's accuracy (always the
-    training split's most frequent class), balanced accuracy, true and predicted class counts."""
+    training split's most frequent class), balanced accuracy, true and predicted class counts, and
+    the confusion matrix: ``[true][predicted]`` counts, classes in ``CLASS_NAMES`` order."""
     features, labels = part
     if labels.size == 0:
-        return {"samples": 0, "loss": None, "accuracy": None, "baseline_accuracy": None}
+        return {
+            "samples": 0,
+            "loss": None,
+            "accuracy": None,
+            "baseline_accuracy": None,
+            "confusion_matrix": None,
+        }
     x, y = _tensors(features, labels, device)
     network.eval()
     with torch.inference_mode():
@@ -286,6 +334,8 @@ def evaluate(
         loss = float(nn.functional.cross_entropy(logits, y, weight=weights.to(device)))
         predicted = logits.argmax(dim=1).cpu().numpy()
     correct = predicted == labels
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
     recalls = [float(correct[labels == c].mean()) for c in range(NUM_CLASSES) if (labels == c).any()]
     return {
         "samples": int(labels.size),
@@ -295,6 +345,7 @@ def evaluate(
         "balanced_accuracy": float(np.mean(recalls)),
         "class_counts": _counts(labels),
         "predicted_counts": _counts(predicted),
+        "confusion_matrix": confusion.tolist(),
     }
 
 

@@ -34,6 +34,7 @@ def backtest(
 ) -> dict[str, Any]:
     """Run the backtest of the request's (parsed) strategy (runs in the worker's compute thread)."""
     from ktrdr.backtesting.engine import BacktestConfig, run_backtest
+    from ktrdr.strategy.loader import strategy_digest
 
     config = BacktestConfig(
         strategy=strategy,
@@ -53,7 +54,7 @@ def backtest(
         progress=progress,
         cancel=cancel,
     )
-    return result.to_dict()
+    return {**result.to_dict(), "strategy_yaml_sha256": strategy_digest(request.strategy_yaml)}
 
 
 def create_app(**options: Any) -> FastAPI:

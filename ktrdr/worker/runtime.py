@@ -110,9 +110,16 @@ class WorkerRuntime:
         return list(reversed(self._reports.values()))
 
     def finished_reports(self) -> list[OperationReport]:
-        """Recent finished operations, newest first, for the registration payload."""
-        done = [r for r in self.reports() if r.status.is_terminal]
-        return done[:REPORTED_ON_REGISTRATION]
+        """Recent finished operations, newest first, for the registration payload.
+
+        A report the backend has acknowledged travels without its result: the backend stored it
+        already, and a result can take most of the backend's request-body limit (a backtest's
+        curves and trades), so twenty of them would get the registration refused.
+        """
+        done = [r for r in self.reports() if r.status.is_terminal][:REPORTED_ON_REGISTRATION]
+        return [
+            r if r.operation_id in self._unreported else r.model_copy(update={"result": None}) for r in done
+        ]
 
     @property
     def unreported(self) -> set[str]:

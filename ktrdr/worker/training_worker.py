@@ -40,6 +40,7 @@ def train(
     cancel: CancelToken,
 ) -> dict[str, Any]:
     """Apply the request's overrides to the parsed strategy and train it (in the worker's compute thread)."""
+    from ktrdr.strategy.loader import strategy_digest
     from ktrdr.training.device import best_device
     from ktrdr.training.trainer import train_strategy
 
@@ -57,7 +58,7 @@ def train(
         cancel=cancel,
         device=best_device(),
     )
-    return result.to_dict()
+    return {**result.to_dict(), "strategy_yaml_sha256": strategy_digest(request.strategy_yaml)}
 
 
 def create_app(**options: Any) -> FastAPI:

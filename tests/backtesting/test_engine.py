@@ -17,8 +17,11 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from ktrdr.backtesting import engine  # noqa: E402
-from ktrdr.backtesting.engine import BacktestConfig, backtest_frame, run_backtest  # noqa: E402
-from ktrdr.backtesting.positions import Costs  # noqa: E402
+from ktrdr.backtesting.curves import CURVE_POINTS  # noqa: E402
+from ktrdr.backtesting.decisions import Action, Orders  # noqa: E402
+from ktrdr.backtesting.engine import BacktestConfig, BacktestResult, backtest_frame, run_backtest  # noqa: E402
+from ktrdr.backtesting.metrics import performance_metrics, trade_statistics  # noqa: E402
+from ktrdr.backtesting.positions import Costs, simulate  # noqa: E402
 from ktrdr.data.sample import generate_ohlcv, install_sample_data  # noqa: E402
 from ktrdr.data.store import load_ohlcv  # noqa: E402
 from ktrdr.errors import (  # noqa: E402
@@ -85,7 +88,8 @@ def test_end_to_end_result(dirs) -> None:
     assert sum(out["signals"].values()) == out["bars"]
     assert {"features", "inference", "simulation", "total"} <= out["timings"].keys()
     assert (out["wiped_out"], out["wiped_out_bar"], out["wiped_out_at"]) == (False, None, None)
-    assert 0 < len(out["equity_curve"]["sample"]) <= engine.EQUITY_POINTS_IN_RESULT
+    assert_curves_fit_the_run(out, load_ohlcv(data, "EURUSD", "1h", start="2020-03-01")["close"])
+    assert out["model"]["version"] == 1 and out["model"]["path"] == str(path)
     assert [p.percentage for p in seen] == sorted(p.percentage for p in seen) and seen[-1].percentage == 100
 
     # Every position is closed by the end, so the money adds up: final = initial + sum(net pnl).
@@ -95,6 +99,26 @@ def test_end_to_end_result(dirs) -> None:
     # Trades never overlap and each enters after the one before left.
     trades = result.simulation.trades
     assert all(a.exit_bar <= b.entry_bar for a, b in itertools.pairwise(trades))
+
+
+def assert_curves_fit_the_run(out: dict, close) -> None:
+    """The stored curves: one time axis from the first to the last bar, at most CURVE_POINTS points,
+    the full run's extremes kept, buy-and-hold and the drawdown agreeing with the metrics."""
+    curves = out["curves"]
+    names = ("timestamps", "equity", "buy_and_hold", "drawdown", "close")
+    assert {len(curves[name]) for name in names} == {curves["points"]}
+    assert 2 <= curves["points"] <= CURVE_POINTS and curves["bars"] == out["bars"]
+    assert curves["timestamps"][0] == out["start"] and curves["timestamps"][-1] == out["end"]
+    assert curves["timestamps"] == sorted(curves["timestamps"])
+    assert max(curves["equity"]) == pytest.approx(out["equity_curve"]["max"], rel=1e-7)
+    assert min(curves["equity"]) == pytest.approx(out["equity_curve"]["min"], rel=1e-7)
+    assert max(curves["drawdown"]) == pytest.approx(out["metrics"]["max_drawdown"], rel=1e-7)
+    assert max(curves["close"]) == pytest.approx(close.max(), rel=1e-7)
+    assert min(curves["close"]) == pytest.approx(close.min(), rel=1e-7)
+    initial = out["config"]["initial_capital"]
+    assert curves["buy_and_hold"][0] == pytest.approx(initial, rel=1e-7)
+    assert curves["buy_and_hold"][-1] == pytest.approx(initial * (1 + out["buy_and_hold_return"]), rel=1e-7)
+    assert out["buy_and_hold_return"] == pytest.approx(close.iloc[-1] / close.iloc[0] - 1, rel=1e-9)
 
 
 def test_warm_up_bars_make_no_decision(dirs) -> None:
@@ -149,6 +173,45 @@ def test_trade_list_is_capped(dirs, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "MAX_TRADES_IN_RESULT", 3)
     out = run_backtest(BacktestConfig(strategy=STRATEGY), data_dir=data, models_dir=models).to_dict()
     assert len(out["trades"]) == 3 and out["trades_total"] > 3 and out["trades_truncated"] is True
+
+
+def test_the_largest_result_a_long_run_makes_fits_the_result_budget() -> None:
+    """200,000 bars traded every other bar: the stored trades and curves are cut to their caps, and
+    the worker's report carrying the result stays under the backend's request-body limit."""
+    from ktrdr.protocol import OperationReport
+    from ktrdr.settings import Settings
+
+    n = 200_000
+    index = pd.date_range("2000-01-01", periods=n, freq="1min", tz="UTC")
+    rng = np.random.default_rng(3)
+    close = 1.234567 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
+    decided = np.arange(0, n - 4, 2, dtype=np.int64)
+    actions = np.tile([Action.OPEN_SHORT, Action.CLOSE_SHORT], decided.size // 2).astype(np.int8)
+    costs = Costs(initial_capital=123_456.789)
+    simulation = simulate(Orders(decided, actions), close, close, index, costs)
+    assert len(simulation.trades) > engine.MAX_TRADES_IN_RESULT
+    result = BacktestResult(
+        strategy="s" * 64,
+        symbol="S" * 32,
+        timeframe="1m",
+        model_path="/models/" + "m" * 200,
+        costs=costs,
+        index=index,
+        close=close,
+        probabilities=np.zeros((n, 3)),
+        simulation=simulation,
+        metrics=dict(performance_metrics(pd.Series(simulation.equity), 525_960.0)),
+        trade_stats=trade_statistics(simulation.trades),
+        signal_counts={"BUY": 0, "HOLD": n, "SELL": 0},
+    )
+    out = result.to_dict()
+    size = len(json.dumps(out, allow_nan=False))
+    assert out["trades_truncated"] and len(out["trades"]) == engine.MAX_TRADES_IN_RESULT
+    assert out["curves"]["points"] <= CURVE_POINTS
+    assert_curves_fit_the_run(out, pd.Series(close))
+    assert size <= engine.RESULT_BUDGET_BYTES, size
+    report = OperationReport(operation_id="op_" + "0" * 32, status="completed", result=out)
+    assert len(report.model_dump_json()) < Settings().max_body_bytes
 
 
 BARS = generate_ohlcv(600, timeframe="1h", seed=21)

@@ -124,7 +124,7 @@ def test_follow_exit_code_reflects_the_outcome():
 
 
 def test_result_rows_put_headline_metrics_first():
-    from ktrdr.cli.operations import result_rows
+    from ktrdr.report.results import result_rows
 
     metrics = {"win_rate": 0.5, "sharpe_ratio": 1.2, "total_return": 0.1}
     rows = result_rows({"metrics": metrics, "symbol": "EURUSD"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -10,7 +12,10 @@ import time
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from e2e_helpers import AUTH, HEALTH_INTERVAL_S, logs_of, wait_for_operation
+
+from ktrdr.cli import cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -36,7 +41,7 @@ def _training_is_running(api, strategy: str = "e2e_endless") -> tuple[str, dict]
     return operation_id, running
 
 
-def test_train_then_backtest_through_the_api(stack, api):
+def test_train_then_backtest_through_the_api(stack, api, tmp_path):
     operation_id = _start(api, "trainings", {"strategy_name": "e2e_quick"})
     trained = wait_for_operation(api, operation_id, lambda op: op["status"] in TERMINAL, 120, "training ends")
     assert trained["status"] == "completed", (trained, logs_of(stack))
@@ -56,6 +61,22 @@ def test_train_then_backtest_through_the_api(stack, api):
     assert result["bars"] > 1000
     assert {"sharpe_ratio", "max_drawdown", "total_return"} <= set(result["metrics"])
     assert tested["worker_id"].startswith("backtesting-")
+
+    # What the charts need came through the backend's store, with what produced it.
+    yaml_text = (stack.data_dir / "strategies" / "e2e_quick.yaml").read_text()
+    digest = hashlib.sha256(yaml_text.encode()).hexdigest()
+    assert result["strategy_yaml_sha256"] == trained["result"]["strategy_yaml_sha256"] == digest
+    assert result["model"]["version"] == trained["result"]["version"]
+    assert 2 <= result["curves"]["points"] <= 1000 and result["curves"]["bars"] == result["bars"]
+    assert trained["result"]["history"]["epoch"] == [1, 2]
+    assert len(trained["result"]["test_metrics"]["confusion_matrix"]) == 3
+    if importlib.util.find_spec("plotly"):
+        for operation, chart in ((backtest_id, "backtest-chart"), (operation_id, "confusion-matrix")):
+            target = tmp_path / f"{operation}.html"
+            args = ["--url", stack.api_url, "ops", "report", operation, "-o", str(target)]
+            done = CliRunner().invoke(cli, args)
+            assert done.exit_code == 0, done.output
+            assert f'id="{chart}"' in target.read_text()
 
     listed = {op["operation_id"] for op in api.get("/operations", params={"limit": 50}).json()["data"]}
     assert {operation_id, backtest_id} <= listed

@@ -182,6 +182,19 @@ let
   # The same resolver mkVirtualEnv uses.
   closure = set: spec: pyproject-nix.build.lib.resolvers.resolveCyclic set spec;
 
+  # nix/apps.nix against the same mock: mkVirtualEnv and the pkgs writers record their arguments.
+  record = name: args: args // { outPath = "/nix/store/00000000000000000000000000000000-${name}"; };
+  appOutputs = import (workspaceRoot + "/nix/apps.nix") {
+    inherit lib project;
+    pkgs = {
+      writeShellApplication = args: record args.name args;
+      runCommand = name: env: script: record name (env // { inherit script; });
+    };
+    pythonSets = lib.mapAttrs (
+      variant: set: set // { mkVirtualEnv = name: spec: record name { inherit spec variant; }; }
+    ) sets;
+  };
+
   # What each image's environment holds, per the role table: names and the torch derivation.
   images = lib.mapAttrs (
     _: role:
@@ -233,6 +246,29 @@ let
 in
 {
   inherit images;
+  apps =
+    let
+      inherit (appOutputs) env demo;
+    in
+    {
+      inherit (appOutputs) apps;
+      # (`path`, not `outPath`: an attribute set with an outPath is written out as that string.)
+      env = {
+        path = env.outPath;
+        inherit (env) variant spec;
+        packages = closure sets.${env.variant} env.spec;
+        torchVersion = sets.${env.variant}.torch.version;
+      };
+      demo = {
+        path = demo.outPath;
+        inherit (demo) name text;
+        runtimeInputs = map (input: input.outPath) demo.runtimeInputs;
+      };
+      checks = lib.mapAttrs (_: check: {
+        path = check.outPath;
+        inherit (check) script;
+      }) appOutputs.checks;
+    };
   pruneTable = prune.table;
   runtimePython = lib.mapAttrs (_: set: {
     path = set.python.outPath;

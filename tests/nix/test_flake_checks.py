@@ -48,22 +48,30 @@ def test_flake_check_leaves_out_exactly_the_cuda_role() -> None:
     assert fits["backend"] and fits["worker-cpu"] and not fits["worker-gpu"]
 
 
-@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-linux"])
-def test_every_role_of_the_system_has_its_checks_as_a_package(system: str) -> None:
-    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", "nix/system.nix"], cwd=REPO)
+def flake_attr_names(attribute: str, needs: str) -> list[str]:
+    """The names under ``.#attribute`` of the real flake, its inputs overridden by the snapshots
+    (known without instantiating nixpkgs); skips when ``needs`` is not tracked by git."""
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", needs], cwd=REPO)
     if tracked.returncode != 0:
         pytest.skip("the flake's files are not tracked by git")
     inputs = nix_inputs()
     overrides = [a for n, p in INPUTS.items() for a in ("--override-input", n, f"path:{inputs / p}")]
-    argv = ["nix", *NIX_FLAGS, "eval", "--json", f".#packages.{system}", "--apply", "builtins.attrNames"]
+    argv = ["nix", *NIX_FLAGS, "eval", "--json", f".#{attribute}", "--apply", "builtins.attrNames"]
     proc = subprocess.run(
-        [*argv, *overrides, "--no-write-lock-file"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
+        [*argv, *overrides, "--no-write-lock-file"], cwd=REPO, capture_output=True, text=True, timeout=180
     )
     assert proc.returncode == 0, proc.stderr
-    names = set(json.loads(proc.stdout))
+    return list(json.loads(proc.stdout))
+
+
+@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-linux"])
+def test_every_role_of_the_system_has_its_checks_as_a_package(system: str) -> None:
+    names = set(flake_attr_names(f"packages.{system}", "nix/system.nix"))
     expected = {f"{name}-checks" for name, role in ROLES.items() if system in role["platforms"]}
     assert {n for n in names if n.endswith("-checks")} == expected
+
+
+@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-linux"])
+def test_the_flake_has_the_cli_and_the_demo_as_apps(system: str) -> None:
+    """`nix run .` and `nix run .#demo` (nix/apps.nix, wired by nix/system.nix and flake.nix)."""
+    assert flake_attr_names(f"apps.{system}", "nix/apps.nix") == ["default", "demo"]

@@ -305,7 +305,7 @@ def test_the_real_flake_wires_the_role_table_and_overlays() -> None:
     )
     assert result["systems"] == ["x86_64-linux", "aarch64-linux"]
     assert result["roles"] == ["backend", "worker-cpu", "worker-gpu"]
-    assert result["deps"] == {"ktrdr": ["ml", "postgres", "dev", "test"]}
+    assert result["deps"] == {"ktrdr": ["ml", "postgres", "report", "dev", "test"]}
     assert result["overlays"] == [True, True, True]
     assert result["runtime"] == RUNTIME_PYTHON_ARGS
     assert result["strips"] == [True, True, False, False, False]
@@ -330,3 +330,42 @@ def test_nix_resolution_agrees_with_the_lock_budget_resolver(system: str) -> Non
     for name, image in evaluated(system)["images"].items():
         if system in image["platforms"]:
             assert set(image["packages"]) == set(closure(name, arch).packages), (name, system)
+
+
+# --- the apps (nix/apps.nix): `nix run .#default` and `nix run .#demo` ------------------------------
+
+
+def test_the_apps_run_the_cli_and_the_demo_from_one_environment(system: str) -> None:
+    result = evaluated(system)["apps"]
+    apps, env, demo = result["apps"], result["env"], result["demo"]
+    assert set(apps) == {"default", "demo"}
+    for app in apps.values():
+        assert app["type"] == "app" and set(app) == {"type", "program", "meta"}
+        assert app["meta"]["description"]  # recent `nix flake check` warns about an app without one
+    assert apps["default"]["program"] == f"{env['path']}/bin/ktrdr"
+    assert apps["demo"]["program"] == f"{demo['path']}/bin/{demo['name']}"
+    assert demo["runtimeInputs"] == [env["path"]]
+    assert demo["text"].split() == ["exec", "ktrdr", "demo", '"$@"']
+    # `nix flake check` runs the demo program itself in the sandbox.
+    script = result["checks"]["demo"]["script"]
+    assert f"{apps['demo']['program']} >demo.log" in script
+    assert all(f'"{line}"' in script for line in ("sharpe_ratio", "deepest drawdown", "demo finished"))
+
+
+def test_the_apps_environment_is_worker_cpu_with_the_report_extra(system: str) -> None:
+    """The worker-cpu role's package set and extras (CPU torch, nothing CUDA) plus `report`: the
+    demo's chart and `ktrdr ops report`; and the lock's own resolver agrees on what that is."""
+    from bench.lock_sizes import resolve
+
+    role = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["ktrdr"]["images"]["worker-cpu"]
+    result = evaluated(system)
+    env = result["apps"]["env"]
+    assert env["variant"] == role["torch"] == "cpu"
+    assert env["spec"] == {"ktrdr": [*role["extras"], "report"]}
+    assert env["torchVersion"] == f"{locked_torch_version()}+cpu"
+    packages = set(env["packages"])
+    worker_cpu = set(result["images"]["worker-cpu"]["packages"])
+    assert worker_cpu < packages and {"plotly", "plotille"} <= packages - worker_cpu
+    assert not [p for p in packages if is_cuda_only(p)]
+    spec = {"extras": [*role["extras"], "report"], "torch": "cpu"}
+    assert packages == set(resolve(spec, ARCHES[system]).packages)

@@ -61,7 +61,15 @@ def test_nix_file_parses(path: Path) -> None:
 
 def test_the_flake_has_the_expected_nix_files() -> None:
     names = {p.name for p in NIX_FILES}
-    assert {"flake.nix", "python.nix", "torch.nix", "images.nix", "shells.nix", "checks.nix"} <= names
+    assert {
+        "flake.nix",
+        "python.nix",
+        "torch.nix",
+        "images.nix",
+        "shells.nix",
+        "checks.nix",
+        "apps.nix",
+    } <= names
 
 
 def flake_inputs() -> dict:

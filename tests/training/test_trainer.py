@@ -70,6 +70,47 @@ def test_result_is_json_safe_and_points_at_the_stored_model(trained) -> None:
     assert meta["training"]["samples"] == data["samples"]
 
 
+def test_result_keeps_the_curves_and_confusion_matrix_a_report_draws(trained) -> None:
+    result, seen = trained
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    history = data["history"]
+    assert history["epochs"] == history["points"] == result.epochs_run
+    assert history["epoch"] == list(range(1, result.epochs_run + 1))
+    # The stored losses are the ones each epoch's progress reported (to the progress' 6 decimals).
+    reported = [p.context for p in seen if p.current_step.startswith("epoch ")]
+    assert history["val_loss"] == pytest.approx([c["val_loss"] for c in reported], abs=1e-6)
+    assert history["val_accuracy"] == pytest.approx([c["val_accuracy"] for c in reported], abs=1e-6)
+    assert all(0.0 <= a <= 1.0 for a in history["train_accuracy"] + history["val_accuracy"])
+    test = data["test_metrics"]
+    matrix = test["confusion_matrix"]
+    assert len(matrix) == 3 and all(len(row) == 3 for row in matrix)
+    # Rows are the true classes, columns the predicted ones (BUY, HOLD, SELL).
+    assert [sum(row) for row in matrix] == list(test["class_counts"].values())
+    assert [sum(col) for col in zip(*matrix, strict=True)] == list(test["predicted_counts"].values())
+    assert sum(matrix[i][i] for i in range(3)) == pytest.approx(test["accuracy"] * test["samples"])
+    assert data["data_start"] < data["test_start"] <= data["data_end"]
+
+
+def test_a_long_history_is_cut_to_its_cap_keeping_the_best_epoch() -> None:
+    from ktrdr.training.trainer import HISTORY_POINTS_IN_RESULT, history_section
+
+    epochs = 10_000
+    history = [
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "val_loss": 1.0 + ((e - 4321) / 5000) ** 2,
+            "train_accuracy": 0.5,
+            "val_accuracy": 0.4 + (e % 97) / 1000,
+        }
+        for e in range(1, epochs + 1)
+    ]
+    section = history_section(history, best_epoch=4321)
+    assert section["epochs"] == epochs and section["points"] <= HISTORY_POINTS_IN_RESULT
+    assert 4321 in section["epoch"] and section["epoch"][0] == 1 and section["epoch"][-1] == epochs
+    assert min(section["val_loss"]) == 1.0 and max(section["val_accuracy"]) == pytest.approx(0.496)
+
+
 def test_result_says_where_the_unseen_test_bars_begin(trained, data_dir: Path) -> None:
     """An out-of-sample backtest starts at ``test_start``: after every training and validation bar."""
     import pandas as pd

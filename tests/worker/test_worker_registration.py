@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -38,6 +39,33 @@ def test_reregisters_with_finished_operations_when_the_backend_forgot_it(make_wo
     assert [r["operation_id"] for r in again["completed_operations"]] == ["op_done"]
     assert again["completed_operations"][0]["status"] == "completed"
     assert any(m == "GET" and p == "/api/v1/workers/training-test-abc123" for m, p, _, _ in backend.calls)
+
+
+def test_reregistration_carries_only_the_results_the_backend_has_not_acknowledged(make_worker):
+    """A result can take half the backend's request-body limit (a backtest's curves and trades):
+    the ones the backend already stored stay home, so the registration still fits the limit."""
+    limit = Settings().max_body_bytes
+    backend = FakeBackend()
+    w = make_worker(backend, worker_health_check_interval=0.05)
+    w.compute.result = {"curves": "x" * (limit // 2)}
+    w.compute.release.set()
+    runtime = w.app.state.runtime
+    with w.client as client:
+        wait_until(lambda: w.app.state.registrar.registered.is_set())
+        for n in range(4):
+            if n == 3:
+                backend.report_status = 503  # the last report is never acknowledged
+            client.post("/training/start", json={"operation_id": f"op_{n}"})
+            wait_until(lambda n=n: len(backend.bodies("PATCH", f"/operations/op_{n}/status")) >= 1)
+        wait_until(lambda: {"op_0", "op_1", "op_2"}.isdisjoint(runtime.unreported))
+        backend.worker_statuses.append(404)  # now the backend forgets the worker
+        wait_until(lambda: len(backend.bodies("POST", "/register")) >= 2)
+    again = backend.bodies("POST", "/register")[-1]
+    carried = {r["operation_id"]: r["result"] for r in again["completed_operations"]}
+    assert set(carried) == {"op_0", "op_1", "op_2", "op_3"}
+    assert carried["op_3"] == w.compute.result
+    assert carried["op_0"] is carried["op_1"] is carried["op_2"] is None
+    assert len(json.dumps(again)) < limit
 
 
 def test_health_polls_keep_the_worker_from_asking_the_backend(make_worker):

@@ -65,6 +65,7 @@ class Compute:
         self.started = threading.Event()
         self.release = threading.Event()
         self.error: Exception | None = None
+        self.result: dict[str, Any] = {"model_path": "m/1h_v1", "sharpe_ratio": 1.25}
 
     def __call__(self, progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
         progress(Progress(percentage=40.0, current_step="epoch 2/5", steps_completed=2, steps_total=5))
@@ -73,7 +74,7 @@ class Compute:
             cancel.raise_if_cancelled()
         if self.error is not None:
             raise self.error
-        return {"model_path": "m/1h_v1", "sharpe_ratio": 1.25}
+        return self.result
 
 
 @dataclass
