@@ -129,6 +129,16 @@ async def test_unknown_route_and_wrong_method_use_the_envelope(backend: Harness)
     assert_envelope(await backend.client.get("/api/v1/operations/op_missing"), 404, "OPERATION_NOT_FOUND")
 
 
+@pytest.mark.parametrize("collection", ["operations", "workers", "strategies"])
+async def test_a_trailing_slash_redirects_to_the_list(backend: Harness, collection: str) -> None:
+    # An empty name is not a name: the one-item route must not match "/operations/".
+    answer = await backend.client.get(f"/api/v1/{collection}/")
+    assert answer.status_code == 307, answer.text
+    assert answer.headers["location"].endswith(f"/api/v1/{collection}")
+    followed = await backend.client.get(f"/api/v1/{collection}/", follow_redirects=True)
+    assert followed.status_code == 200, followed.text
+
+
 async def test_wrong_content_type_is_415(backend: Harness) -> None:
     seed_dataset(backend.settings.data_dir)
     form = await backend.client.post("/api/v1/trainings/start", data={"strategy_name": "rsi_macd_trend"})

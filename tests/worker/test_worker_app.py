@@ -18,6 +18,14 @@ def test_root_and_idle_health(make_worker):
         assert health["worker_type"] == "training"
 
 
+def test_a_trailing_slash_redirects_to_the_operation_list(make_worker):
+    w = make_worker()
+    with w.client as client:
+        answer = client.get("/api/v1/operations/", follow_redirects=False)
+        assert answer.status_code == 307, answer.text
+        assert client.get("/api/v1/operations/").json() == []
+
+
 def test_registers_with_identity_capabilities_and_endpoint(make_worker):
     w = make_worker()
     with w.client:

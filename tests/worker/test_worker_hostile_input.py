@@ -83,6 +83,8 @@ def test_hostile_names_are_400_naming_the_field_and_start_nothing(
         pytest.skip(f"{live.role} has no {case.field}")
     before = snapshot(live)
     value = data.draw(hostile_names(surrogates=not case.in_url), label="value")
+    if case.in_url and not value:
+        value = "\\"  # an empty segment names another URL ("/operations/" redirects to the list)
     answer = case.send(live, value)
     assert answer.status_code == 400, (answer.status_code, answer.text[:300])
     error = answer.json()["error"]
