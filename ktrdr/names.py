@@ -3,8 +3,9 @@
 Strategy names, symbols, timeframes, model paths and versions, operation ids and worker ids each
 have a :class:`NameRule` (a whitelist pattern and a length limit). :func:`check_name` applies a
 rule: first a screen that says precisely what is wrong with hostile text (NUL and other control
-or formatting characters, lone surrogates, over-long text, backslashes, ``%`` escapes, absolute
-paths, ``.``/``..`` segments), then the whitelist. A refusal is :class:`InvalidNameError`
+or formatting characters, lone surrogates, other non-ASCII characters, over-long text,
+backslashes, ``%`` escapes, absolute paths, ``.``/``..`` segments), then the whitelist (after the
+rule's normaliser, which only ever sees ASCII). A refusal is :class:`InvalidNameError`
 (400 ``INVALID_NAME``) whose message names the kind of name, the reason and what is allowed.
 
 The pydantic types at the end (:data:`StrategyName`, :data:`Symbol`, ...) put the same check into
@@ -120,6 +121,10 @@ def name_problem(value: object, rule: NameRule) -> str | None:
         if category in _FORBIDDEN_CATEGORIES:
             label = "a NUL byte" if char == "\x00" else f"{_FORBIDDEN_CATEGORIES[category]} U+{ord(char):04X}"
             return f"contains {label}"
+    if not value.isascii():
+        # Before any normalising: upper() maps "ß" to "SS" and "ﬁ" to "FI", which the whitelist would pass.
+        char = next(c for c in value if not c.isascii())
+        return f"contains the non-ASCII character U+{ord(char):04X} (names are ASCII)"
     if "\\" in value:
         return "contains a backslash"
     if "%" in value:

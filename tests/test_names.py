@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -60,14 +60,20 @@ def test_every_hostile_value_is_refused_by_every_rule(rule: NameRule, value: str
     refused.value.message.encode("utf-8")  # showable: controls and lone surrogates come escaped
 
 
+# Any text, and the names each rule accepts (a valid name of one kind is a good probe of another).
+_ANY_TEXT = st.one_of(st.text(max_size=80), *(st.from_regex(r.pattern, fullmatch=True) for r in RULES))
+
+
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.kind)
 @HOSTILE
-@given(data=st.data())
-def test_any_text_is_judged_without_error_and_what_passes_stays_inside(
-    rule: NameRule, data: st.DataObject
-) -> None:
+@given(value=_ANY_TEXT)
+# Non-ASCII text that upper-cases into ASCII: "SS", "FIX", "IBM" (Python's full case mapping).
+@example(value="ß")
+@example(value="ﬁx")
+@example(value="ıbm")
+@example(value="eurusd\u017f")  # a long s: upper-cases to "S"
+def test_any_text_is_judged_without_error_and_what_passes_stays_inside(rule: NameRule, value: str) -> None:
     """Whatever the text, a verdict (never an exception); a name that passes is a path inside its root."""
-    value = data.draw(st.text(max_size=80) | st.from_regex(rule.pattern, fullmatch=True), label="value")
     if name_problem(value, rule) is not None:
         return
     root = Path("/srv/ktrdr-root")
@@ -87,6 +93,13 @@ def test_the_message_says_what_and_why() -> None:
 
 def test_symbols_are_upper_cased() -> None:
     assert check_name("eurusd", SYMBOL) == "EURUSD"
+
+
+@pytest.mark.parametrize("value", ["ß", "ﬁx", "ıbm", "Straße"])
+def test_a_symbol_is_ascii_before_it_is_upper_cased(value: str) -> None:
+    with pytest.raises(InvalidNameError) as refused:
+        check_name(value, SYMBOL, field="symbol")
+    assert "non-ASCII character" in refused.value.message
 
 
 class _Request(BaseModel):
