@@ -11,7 +11,8 @@ One trust model for the backend and its workers (docs/deploy.md, "Trust model"):
   repeats the request once with the previous token. So the processes can restart with the new
   pair in any order, and the previous token can be dropped afterwards (the two-step procedure in
   docs/deploy.md).
-- :func:`check_token_configured`: ``KTRDR_ENV=production`` refuses to start without a token.
+- :func:`check_token_configured`: ``KTRDR_ENV=production`` refuses to start without a token, and
+  no process starts with a token an HTTP header cannot carry (anything but visible ASCII).
 """
 
 from __future__ import annotations
@@ -70,9 +71,25 @@ class BearerTokens:
             raise AuthenticationError("the bearer token is not valid")
 
 
+def _header_safe(token: str) -> bool:
+    # Visible ASCII only: a header carries bytes, the guard reads them as latin-1 and httpx refuses
+    # to send anything but ASCII, so any other character makes a token that can never match.
+    return all("!" <= char <= "~" for char in token)
+
+
 def check_token_configured(settings: Settings, process: str) -> None:
-    """Refuse production without a token, and a previous token without a current one."""
+    """Refuse production without a token, a previous token without a current one, and a token
+    that an HTTP header cannot carry."""
     tokens = BearerTokens.from_settings(settings)
+    for variable, token in (
+        ("KTRDR_API_TOKEN", tokens.current),
+        ("KTRDR_API_TOKEN_PREVIOUS", tokens.previous),
+    ):
+        if token is not None and not _header_safe(token):
+            raise ConfigurationError(
+                f"{variable} holds a character an HTTP header cannot carry: use visible ASCII only "
+                "(letters, digits, punctuation; no spaces), such as the output of `openssl rand -hex 32`"
+            )
     if settings.env == "production" and not tokens.configured:
         raise ConfigurationError(
             f"KTRDR_ENV=production requires KTRDR_API_TOKEN: the {process} would accept requests "

@@ -205,6 +205,15 @@ async def test_production_refuses_to_start_without_a_token(tmp_path: Path) -> No
     assert not (tmp_path / "ktrdr.db").exists()
 
 
+@pytest.mark.parametrize("token", ["tökén", "two words", "tab\there", "nul\x00"])
+async def test_a_token_no_header_can_carry_is_refused_at_start_up(tmp_path: Path, token: str) -> None:
+    app = create_app(make_settings(tmp_path, api_token=SecretStr(token)))
+    with pytest.raises(ConfigurationError, match="KTRDR_API_TOKEN holds a character"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert not (tmp_path / "ktrdr.db").exists()
+
+
 async def test_unexpected_errors_are_500_without_the_traceback(start_backend: StartBackend) -> None:
     async with start_backend(transport_errors=False) as harness:
         app: FastAPI = harness.app
