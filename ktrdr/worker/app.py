@@ -2,7 +2,7 @@
 
 :func:`create_worker_app` returns a FastAPI app with the endpoints every worker has (``/``,
 ``/health``, operation status, list and cancel) and a lifespan that refuses production without a
-token, checks the compute dependencies, registers with the backend in the background, keeps the
+token and a ``KTRDR_WORKER_ID`` the backend would refuse, checks the compute dependencies, registers with the backend in the background, keeps the
 registration alive and, on shutdown (SIGTERM through uvicorn), stops the running operation and
 reports its final status. Each worker module adds its own ``POST .../start`` route, handing
 :meth:`WorkerRuntime.start` the compute to run.
@@ -85,11 +85,12 @@ def create_worker_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_token_configured(cfg, service)
+        worker_id = resolve_worker_id(cfg, worker_type)
         if check_dependencies is not None:
             check_dependencies()
         port = cfg.worker_port or default_port
         identity = WorkerIdentity(
-            worker_id=resolve_worker_id(cfg, worker_type),
+            worker_id=worker_id,
             worker_type=worker_type,
             service=service,
             endpoint_url=resolve_endpoint_url(cfg, port),

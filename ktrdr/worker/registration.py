@@ -23,6 +23,8 @@ from collections.abc import Callable
 
 import structlog
 
+from ktrdr.errors import ConfigurationError, InvalidNameError
+from ktrdr.names import WORKER_ID, check_name
 from ktrdr.protocol import WorkerRegistration, WorkerType
 from ktrdr.settings import Settings
 from ktrdr.worker.backend_client import BackendClient, Outcome
@@ -37,7 +39,13 @@ def default_worker_id(worker_type: WorkerType, hostname: str | None = None) -> s
 
 
 def resolve_worker_id(settings: Settings, worker_type: WorkerType) -> str:
-    return settings.worker_id or default_worker_id(worker_type)
+    """KTRDR_WORKER_ID when set (ConfigurationError unless the backend would take it), else a default."""
+    if not settings.worker_id:
+        return default_worker_id(worker_type)
+    try:
+        return check_name(settings.worker_id, WORKER_ID, field="KTRDR_WORKER_ID")
+    except InvalidNameError as exc:
+        raise ConfigurationError(f"KTRDR_WORKER_ID: {exc.message}", details=exc.details) from exc
 
 
 def resolve_endpoint_url(settings: Settings, port: int) -> str:

@@ -7,9 +7,9 @@ import re
 import time
 
 import pytest
-from worker_harness import FakeBackend, wait_until
+from worker_harness import FakeBackend, create_worker, live_worker_settings, wait_until
 
-from ktrdr.errors import MissingDependencyError
+from ktrdr.errors import ConfigurationError, MissingDependencyError
 from ktrdr.protocol import WorkerType
 from ktrdr.settings import Settings
 from ktrdr.worker.deps_check import check_ml_dependencies
@@ -97,6 +97,19 @@ def test_no_authorization_header_without_a_token(make_worker):
         wait_until(lambda: w.backend.bodies("POST", "/register"))
     headers = next(h for m, p, _, h in w.backend.calls if p.endswith("/register"))
     assert "authorization" not in headers
+
+
+@pytest.mark.parametrize("worker_id", ["bad id", "../escape", "-dash-first", "x" * 129, "wörker"])
+async def test_a_worker_id_the_backend_would_refuse_stops_the_worker_at_start_up(tmp_path, worker_id):
+    backend = FakeBackend()
+    app = create_worker(
+        "backtest-worker", live_worker_settings("backtest-worker", tmp_path, worker_id=worker_id), backend
+    )
+    with pytest.raises(ConfigurationError, match="KTRDR_WORKER_ID") as refused:
+        async with app.router.lifespan_context(app):
+            pass
+    assert "invalid worker id" in refused.value.message
+    assert backend.calls == []  # it never tried to register
 
 
 def test_default_worker_id_names_type_and_host():
