@@ -335,13 +335,21 @@ def test_hostile_text_inside_a_strategy_document_is_judged_never_a_server_error(
     assert snapshot(served) == served.baseline
 
 
-# Last in the module: it changes the state every test above compares with.
 def test_the_fixture_really_dispatches_and_records(served: Served) -> None:
-    """The properties above are meaningful: valid requests of the same shapes do change the state."""
+    """The properties above are meaningful: valid requests of the same shapes do change the state.
+
+    Wherever it runs in the module: it frees the worker it used again and takes a new baseline, so
+    the tests after it still compare with the state they start from."""
     assert snapshot(served) == served.baseline
-    started = served.client.post(
-        "/api/v1/backtests/start",
-        json={"strategy_name": "rsi_macd_trend", "model_path": "rsi_macd_trend/1h_v1"},
-    )
-    assert started.status_code == 200, started.text
-    assert snapshot(served) != served.baseline
+    try:
+        started = served.client.post(
+            "/api/v1/backtests/start",
+            json={"strategy_name": "rsi_macd_trend", "model_path": "rsi_macd_trend/1h_v1"},
+        )
+        assert started.status_code == 200, started.text
+        assert snapshot(served) != served.baseline
+        cancelled = served.client.delete(f"/api/v1/operations/{started.json()['operation_id']}")
+        assert cancelled.json()["data"]["status"] == "cancelled"
+    finally:
+        served.tester.current = None  # free for the next start, whatever happened above
+        served.baseline = snapshot(served)
