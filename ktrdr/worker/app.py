@@ -2,10 +2,11 @@
 
 :func:`create_worker_app` returns a FastAPI app with the endpoints every worker has (``/``,
 ``/health``, operation status, list and cancel) and a lifespan that refuses production without a
-token and a ``KTRDR_WORKER_ID`` the backend would refuse, checks the compute dependencies, registers with the backend in the background, keeps the
-registration alive and, on shutdown (SIGTERM through uvicorn), stops the running operation and
-reports its final status. Each worker module adds its own ``POST .../start`` route, handing
-:meth:`WorkerRuntime.start` the compute to run.
+token and a ``KTRDR_WORKER_ID`` the backend would refuse, checks the compute dependencies,
+registers with the backend in the background, keeps the registration alive and, on shutdown
+(SIGTERM through uvicorn), stops the running operation and reports its final status. Each worker
+module adds its own ``POST .../start`` route, handing :meth:`WorkerRuntime.start` the compute to
+run.
 
 A worker trusts exactly what the backend trusts: with a token configured, every route except
 ``GET /health`` (the probe of container runtimes and of the backend) needs it (the shared
