@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ktrdr.names import JsonObject, ModelPath, OperationId, Symbol, Text, Timeframe, WorkerId
+from ktrdr.names import FiniteFloat, JsonObject, ModelPath, OperationId, Symbol, Text, Timeframe, WorkerId
 
 
 class WorkerType(StrEnum):
@@ -65,7 +65,7 @@ OPERATION_FOR_WORKER: dict[OperationType, WorkerType] = {
 class ProgressModel(BaseModel):
     """Mirror of :class:`ktrdr.jobs.Progress` on the wire."""
 
-    percentage: float = 0.0
+    percentage: FiniteFloat = 0.0
     current_step: Text = ""
     steps_completed: int = 0
     steps_total: int = 0
@@ -134,9 +134,9 @@ class BacktestStart(BaseModel):
     timeframe: Timeframe
     start_date: dt.date | None = None
     end_date: dt.date | None = None
-    initial_capital: float = 100_000.0
-    commission: float = 0.001
-    slippage: float = 0.0005
+    initial_capital: FiniteFloat = 100_000.0
+    commission: FiniteFloat = 0.001
+    slippage: FiniteFloat = 0.0005
     model_path: ModelPath | None = None  # relative to the worker's models directory
 
 

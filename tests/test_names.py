@@ -26,9 +26,10 @@ from ktrdr.names import (
     NameRule,
     Text,
     check_name,
+    json_problem,
     name_problem,
 )
-from tests.hostile_text import HOSTILE, hostile_names, hostile_text
+from tests.hostile_text import HOSTILE, hostile_names, hostile_text, unstorable_json_values
 
 RULES = [STRATEGY_NAME, SYMBOL, TIMEFRAME, MODEL_PATH, MODEL_VERSION, OPERATION_ID, WORKER_ID]
 GOOD = {
@@ -70,7 +71,7 @@ _ANY_TEXT = st.one_of(st.text(max_size=80), *(st.from_regex(r.pattern, fullmatch
 # Non-ASCII text that upper-cases into ASCII: "SS", "FIX", "IBM" (Python's full case mapping).
 @example(value="ß")
 @example(value="ﬁx")
-@example(value="ıbm")
+@example(value="\u0131bm")  # a dotless i
 @example(value="eurusd\u017f")  # a long s: upper-cases to "S"
 def test_any_text_is_judged_without_error_and_what_passes_stays_inside(rule: NameRule, value: str) -> None:
     """Whatever the text, a verdict (never an exception); a name that passes is a path inside its root."""
@@ -95,7 +96,7 @@ def test_symbols_are_upper_cased() -> None:
     assert check_name("eurusd", SYMBOL) == "EURUSD"
 
 
-@pytest.mark.parametrize("value", ["ß", "ﬁx", "ıbm", "Straße"])
+@pytest.mark.parametrize("value", ["ß", "ﬁx", "\u0131bm", "Straße"])
 def test_a_symbol_is_ascii_before_it_is_upper_cased(value: str) -> None:
     with pytest.raises(InvalidNameError) as refused:
         check_name(value, SYMBOL, field="symbol")
@@ -119,6 +120,17 @@ def test_the_pydantic_types_carry_the_same_check_and_their_error_type() -> None:
         assert {e["type"] for e in refused.value.errors()} == {INVALID_NAME}
     schema = _Request.model_json_schema()["properties"]["model_path"]
     assert schema["pattern"] == MODEL_PATH.pattern and schema["maxLength"] == MODEL_PATH.max_length
+
+
+@HOSTILE
+@given(value=unstorable_json_values())
+def test_a_json_object_refuses_what_a_store_cannot_take_at_any_depth(value: object) -> None:
+    with pytest.raises(PydanticValidationError) as refused:
+        TypeAdapter(JsonObject).validate_python({"k": [{"deep": value}]})
+    assert {e["type"] for e in refused.value.errors()} == {"invalid_json_value"}
+    assert json_problem({"k": value}) is not None
+    finite = {"loss": 0.25, "huge": 1e308, "tiny": -5e-324, "n": [1, 2.5]}
+    assert TypeAdapter(JsonObject).validate_python(finite) == finite
 
 
 @HOSTILE

@@ -5,9 +5,11 @@ the event loop keeps answering health polls and progress requests while a model 
 thread is a daemon (rather than ``asyncio.to_thread``'s pool) so that compute that ignores its
 cancel token can never keep a stopping worker alive past its shutdown budget.
 
-When an operation ends, its final report is pushed to the backend (PATCH, retried with backoff)
-and kept: a worker that re-registers sends its recent finished operations along, which is how a
-backend that restarted mid-operation learns what happened while it was down.
+Numbers that are not finite in a progress report or a result (a diverged training's NaN loss) are
+kept as null: the wire refuses them, and the report must still arrive. When an operation ends, its
+final report is pushed to the backend (PATCH, retried with backoff) and kept: a worker that
+re-registers sends its recent finished operations along, which is how a backend that restarted
+mid-operation learns what happened while it was down.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import structlog
 
 from ktrdr.errors import KtrdrError, OperationNotFoundError, ServiceUnavailableError
 from ktrdr.jobs import CancelToken, OperationCancelled, Progress, ProgressCallback
+from ktrdr.names import finite_json
 from ktrdr.protocol import OperationReport, OperationStatus, ProgressModel, StartAccepted
 from ktrdr.worker.backend_client import BackendClient, Outcome
 from ktrdr.worker.registration import backoff_delays
@@ -190,7 +193,11 @@ class WorkerRuntime:
         op_id = running.report.operation_id
 
         def progress(p: Progress) -> None:
-            running.report.progress = ProgressModel(**p.to_dict())
+            # The wire refuses NaN and the infinities (a diverged training's losses): send them as null.
+            values = finite_json(p.to_dict())
+            if values["percentage"] is None:
+                values["percentage"] = running.report.progress.percentage
+            running.report.progress = ProgressModel(**values)
 
         try:
             result = await run_in_daemon_thread(lambda: compute(progress, running.cancel), name=f"op-{op_id}")
@@ -221,7 +228,7 @@ class WorkerRuntime:
         if status is OperationStatus.COMPLETED:
             report.progress = report.progress.model_copy(update={"percentage": 100.0})
         report.status = status
-        report.result = result
+        report.result = finite_json(result)
         report.error_message = error
         report.completed_at = _now()
         if self._current is running:

@@ -4,10 +4,12 @@ For each field that names something on disk or in the store, every value of
 tests/hostile_text.py is answered 400 INVALID_NAME in the envelope, naming that field, and
 leaves the data directory and the database as they were. Free text that is stored (a cancel
 reason, a worker's report and registration) is refused with 422 when it holds a NUL byte or a
-lone surrogate. Never a 5xx. The backend runs with a free worker of each type, so a start that
-slipped through would really create and dispatch an operation, and with one running operation,
-so a report or a cancel that slipped through would really change it. On SQLite, and on
-PostgreSQL (which refuses NUL in text) where the local server answers.
+lone surrogate, and a JSON object (a report's result or progress, a registration's capabilities)
+when it holds a number JSON cannot spell (NaN, Infinity). Never a 5xx. The backend runs with a
+free worker of each type, so a start that slipped through would really create and dispatch an
+operation, and with one running operation, so a report or a cancel that slipped through would
+really change it. On SQLite, and on PostgreSQL (which refuses NUL in text and non-finite numbers
+in JSON) where the local server answers.
 """
 
 from __future__ import annotations
@@ -35,7 +37,16 @@ from tests.control.backend_fixtures import (
     serve_in_thread,
 )
 from tests.control.fake_worker import FakeWorker, FakeWorkerPool
-from tests.hostile_text import HOSTILE, STRATEGY_SPOTS, hostile_names, hostile_text, in_url, strategy_with
+from tests.hostile_text import (
+    HOSTILE,
+    STRATEGY_SPOTS,
+    hostile_names,
+    hostile_text,
+    in_url,
+    non_finite_numbers,
+    strategy_with,
+    unstorable_json_values,
+)
 
 JSON = {"content-type": "application/json"}
 
@@ -306,6 +317,64 @@ def test_text_a_store_cannot_take_is_422_and_changes_nothing(
 ) -> None:
     if case.loc[0] == "query":  # a URL carries no lone surrogate (UTF-8 cannot encode one); a NUL it does
         value = "".join(c for c in value if not "\ud800" <= c <= "\udfff") + "\x00"
+    error = assert_refused(case.send(served, value), 422, "VALIDATION_ERROR")
+    assert case.loc in [e["loc"][: len(case.loc)] for e in error["details"]["errors"]], error
+    assert snapshot(served) == served.baseline
+
+
+@dataclass(frozen=True)
+class JsonField:
+    route: str
+    loc: list[str]
+    send: Callable[[Served, Any], httpx.Response]
+    values: Callable[[], st.SearchStrategy[Any]] = unstorable_json_values
+
+
+# A worker's report and registration: where a diverged training's NaN loss would travel.
+JSON_FIELDS = [
+    JsonField(
+        "PATCH status result",
+        ["body", "result"],
+        _report_with(lambda v: {"result": {"metrics": {"loss": v}}}),
+    ),
+    JsonField(
+        "PATCH status progress.context",
+        ["body", "progress", "context"],
+        _report_with(lambda v: {"progress": {"context": {"val_loss": v}}}),
+    ),
+    JsonField(
+        "PATCH status progress.percentage",
+        ["body", "progress", "percentage"],
+        _report_with(lambda v: {"progress": {"percentage": v}}),
+        non_finite_numbers,
+    ),
+    JsonField(
+        "POST /workers/register capabilities",
+        ["body", "capabilities"],
+        _register(lambda v: {"capabilities": {"gpu": v}}),
+    ),
+    JsonField(
+        "POST /workers/register completed result",
+        ["body", "completed_operations", "0", "result"],
+        _register(
+            lambda v: {
+                "completed_operations": [
+                    {"operation_id": "op_done", "status": "completed", "result": {"x": v}}
+                ]
+            }
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", JSON_FIELDS, ids=lambda c: c.route)
+@HOSTILE
+@given(data=st.data())
+def test_json_a_store_cannot_take_is_422_and_changes_nothing(
+    served: Served, case: JsonField, data: st.DataObject
+) -> None:
+    """NaN and the infinities too: JSON has no spelling for them, and PostgreSQL's JSON refuses them."""
+    value = data.draw(case.values(), label="value")
     error = assert_refused(case.send(served, value), 422, "VALIDATION_ERROR")
     assert case.loc in [e["loc"][: len(case.loc)] for e in error["details"]["errors"]], error
     assert snapshot(served) == served.baseline

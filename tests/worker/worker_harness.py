@@ -66,9 +66,19 @@ class Compute:
         self.release = threading.Event()
         self.error: Exception | None = None
         self.result: dict[str, Any] = {"model_path": "m/1h_v1", "sharpe_ratio": 1.25}
+        self.percentage = 40.0
+        self.context: dict[str, Any] = {}
 
     def __call__(self, progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
-        progress(Progress(percentage=40.0, current_step="epoch 2/5", steps_completed=2, steps_total=5))
+        progress(
+            Progress(
+                percentage=self.percentage,
+                current_step="epoch 2/5",
+                steps_completed=2,
+                steps_total=5,
+                context=self.context,
+            )
+        )
         self.started.set()
         while not self.release.wait(0.01):
             cancel.raise_if_cancelled()
