@@ -85,6 +85,12 @@ class OperationReport(BaseModel):
     started_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
 
+    def without_result(self) -> OperationReport:
+        """The report as its status alone: a completed one without its result tells the backend
+        to fetch the result from the worker (GET), as a registration or a report too large for
+        the backend's body limit does."""
+        return self.model_copy(update={"result": None})
+
 
 class WorkerRegistration(BaseModel):
     worker_id: WorkerId

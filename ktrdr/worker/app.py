@@ -106,6 +106,9 @@ def create_worker_app(
             transport=backend_transport,
         )
         runtime.backend = client
+        # Results ride along only within three quarters of the body limit (the backend's, when both
+        # read the same settings): the rest of the registration and the envelope fit in the margin.
+        registration_budget = cfg.max_body_bytes * 3 // 4
 
         def registration() -> WorkerRegistration:
             return WorkerRegistration(
@@ -114,7 +117,7 @@ def create_worker_app(
                 endpoint_url=identity.endpoint_url,
                 capabilities=identity.capabilities,
                 current_operation_id=runtime.current_operation_id,
-                completed_operations=runtime.finished_reports(),
+                completed_operations=runtime.finished_reports(registration_budget),
             )
 
         registrar = Registrar(

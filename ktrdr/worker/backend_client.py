@@ -22,6 +22,7 @@ class Outcome(Enum):
     RETRY = "retry"  # backend unreachable, timing out, 5xx or 429: try again later
     GONE = "gone"  # 404: the backend does not know the worker or the operation
     UNAUTHORIZED = "unauthorized"  # 401/403: the backend does not accept our token (retried: it may rotate)
+    TOO_LARGE = "too_large"  # 413: the body passed the backend's limit (send less)
     REJECTED = "rejected"  # any other 4xx: retrying the same request will not help
 
 
@@ -33,6 +34,8 @@ def classify(response: httpx.Response) -> Outcome:
         return Outcome.GONE
     if status in (401, 403):
         return Outcome.UNAUTHORIZED
+    if status == 413:
+        return Outcome.TOO_LARGE
     if status >= 500 or status in (408, 425, 429):
         return Outcome.RETRY
     return Outcome.REJECTED

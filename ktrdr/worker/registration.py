@@ -99,6 +99,17 @@ class Registrar:
         while True:
             payload = self._registration()
             outcome, reason = await self._client.register(payload)
+            if outcome is Outcome.TOO_LARGE and any(
+                r.result is not None for r in payload.completed_operations
+            ):
+                # The backend's limit is below what this worker budgets for: statuses only, at once.
+                log.warning("worker.registration_too_large", reason=reason, note="sent again without results")
+                payload = payload.model_copy(
+                    update={
+                        "completed_operations": [r.without_result() for r in payload.completed_operations]
+                    }
+                )
+                outcome, reason = await self._client.register(payload)
             if outcome is Outcome.OK:
                 self.registrations += 1
                 self._last_contact = time.monotonic()

@@ -68,6 +68,73 @@ def test_reregistration_carries_only_the_results_the_backend_has_not_acknowledge
     assert len(json.dumps(again)) < limit
 
 
+def _finish_unacknowledged(w, client, count: int) -> None:
+    """Run ``count`` operations whose final reports the backend never acknowledges."""
+    w.backend.report_status = 503
+    w.compute.release.set()
+    for n in range(count):
+        client.post("/training/start", json={"operation_id": f"op_{n}"})
+        wait_until(lambda n=n: client.get(f"/api/v1/operations/op_{n}").json()["status"] == "completed")
+
+
+def test_reregistration_fits_the_body_limit_whatever_the_backend_has_not_acknowledged(make_worker):
+    """Three unacknowledged results of half the body limit each: the registration carries what fits
+    (with a margin) and every operation's final status; the backend fetches the rest (GET)."""
+    limit = Settings().max_body_bytes
+    backend = FakeBackend(body_limit=limit)
+    w = make_worker(backend, worker_health_check_interval=0.05)
+    w.compute.result = {"curves": "x" * (limit // 2)}
+    with w.client as client:
+        wait_until(lambda: w.app.state.registrar.registered.is_set())
+        _finish_unacknowledged(w, client, 3)
+        backend.worker_statuses.append(404)  # now the backend forgets the worker
+        wait_until(lambda: w.app.state.registrar.registrations >= 2)
+    again = backend.bodies("POST", "/register")[-1]
+    assert len(json.dumps(again)) <= 3 * limit // 4
+    carried = {r["operation_id"]: (r["status"], r["result"]) for r in again["completed_operations"]}
+    assert set(carried) == {"op_0", "op_1", "op_2"}
+    assert {status for status, _ in carried.values()} == {"completed"}
+    assert [op for op, (_, result) in carried.items() if result is not None] == ["op_2"]  # the newest
+    assert carried["op_2"][1] == w.compute.result
+
+
+def test_a_registration_refused_as_too_large_is_sent_again_at_once_without_results(make_worker):
+    """A backend with a smaller limit than the worker's: 413, and the next attempt carries the
+    statuses without any result (the backend fetches those), instead of the same body forever."""
+    limit = Settings().max_body_bytes
+    backend = FakeBackend(body_limit=limit // 4)
+    w = make_worker(backend, worker_health_check_interval=0.05)
+    w.compute.result = {"curves": "x" * (limit // 2)}
+    with w.client as client:
+        wait_until(lambda: w.app.state.registrar.registered.is_set())
+        _finish_unacknowledged(w, client, 2)
+        backend.worker_statuses.append(404)
+        wait_until(lambda: w.app.state.registrar.registrations >= 2)
+    sent = backend.bodies("POST", "/register")
+    refused, accepted = sent[-2], sent[-1]
+    assert [r["result"] is not None for r in refused["completed_operations"]] == [True, False]
+    assert [(r["operation_id"], r["status"], r["result"]) for r in accepted["completed_operations"]] == [
+        ("op_1", "completed", None),
+        ("op_0", "completed", None),
+    ]
+
+
+def test_a_final_report_refused_as_too_large_is_sent_again_as_its_status(make_worker):
+    limit = Settings().max_body_bytes
+    backend = FakeBackend(body_limit=limit // 4)
+    w = make_worker(backend)
+    w.compute.result = {"curves": "x" * (limit // 2)}
+    w.compute.release.set()
+    with w.client as client:
+        wait_until(lambda: w.app.state.registrar.registered.is_set())
+        client.post("/training/start", json={"operation_id": "op_big"})
+        wait_until(lambda: len(backend.bodies("PATCH", "/operations/op_big/status")) >= 2)
+        wait_until(lambda: not w.app.state.runtime.unreported)
+    first, second = backend.bodies("PATCH", "/operations/op_big/status")[:2]
+    assert first["result"] == w.compute.result
+    assert (second["status"], second["result"]) == ("completed", None)  # the backend fetches the result
+
+
 def test_health_polls_keep_the_worker_from_asking_the_backend(make_worker):
     # Polled every 50 ms for five intervals: the worker's three-interval silence window (0.9 s) is
     # wide enough that a loaded machine's scheduling gaps cannot open it, and long enough that

@@ -38,12 +38,15 @@ class FakeBackend:
     register_statuses: list[int] = field(default_factory=list)
     worker_statuses: list[int] = field(default_factory=list)
     report_status: int = 200
+    body_limit: int | None = None  # the backend's request-body limit: larger bodies get 413
     calls: list[tuple[str, str, dict[str, Any] | None, dict[str, str]]] = field(default_factory=list)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         self.calls.append((request.method, request.url.path, body, dict(request.headers)))
         path = request.url.path
+        if self.body_limit is not None and len(request.content) > self.body_limit:
+            return httpx.Response(413, json={"error": {"message": "request body exceeds the limit"}})
         if request.method == "POST" and path == "/api/v1/workers/register":
             status = self.register_statuses.pop(0) if self.register_statuses else 200
             return httpx.Response(status, json=body if status == 200 else {"error": {"message": "starting"}})
