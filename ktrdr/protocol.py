@@ -4,8 +4,8 @@ Both sides import this module: the control plane (:mod:`ktrdr.control`) and the 
 (:mod:`ktrdr.worker`). It imports neither (the layers contract in pyproject.toml holds that).
 
 Worker -> backend:
-  POST {backend}/api/v1/workers/register          body WorkerRegistration -> WorkerInfo
-  GET  {backend}/api/v1/workers/{worker_id}       404 when the backend forgot it -> re-register
+  POST {backend}/api/v1/workers/register          body WorkerRegistration -> WorkerInfo (again when
+                                                  the backend's polls stop)
   PATCH {backend}/api/v1/operations/{id}/status   body OperationReport: final status pushed by the worker
 Backend -> worker:
   GET    {worker}/health                           -> WorkerHealth (polled every health interval)
@@ -14,8 +14,10 @@ Backend -> worker:
   GET    {worker}/api/v1/operations/{id}           -> OperationReport (progress pulled while running)
   DELETE {worker}/api/v1/operations/{id}/cancel    ?reason=... -> OperationReport
 
-Every call but a worker's ``GET /health`` carries ``Authorization: Bearer <KTRDR_API_TOKEN>`` when a
-token is configured (:mod:`ktrdr.web.tokens`). Ids, symbols, timeframes and model paths are
+With a token configured every call carries ``Authorization: Bearer <token>`` (:mod:`ktrdr.web.tokens`):
+a worker's current token (or, refused, its previous one); from the backend, the token the worker
+registered with. A worker's ``GET /health`` also answers without one (container probes), but only
+a poll with a valid token counts as the backend's. Ids, symbols, timeframes and model paths are
 :mod:`ktrdr.names` types, so either side refuses an unsafe one while parsing (400 INVALID_NAME).
 
 Strategies travel as YAML text inside the start request, so workers need no strategy store. OHLCV

@@ -118,7 +118,9 @@ class OperationLifecycle:
         if worker is None:
             return None
         try:
-            report = await self._client.get_operation(worker.endpoint_url, operation.operation_id)
+            report = await self._client.get_operation(
+                worker.endpoint_url, operation.operation_id, token=self._registry.token_for(worker.worker_id)
+            )
         except (httpx.HTTPError, WorkerError) as exc:
             log.info("operation.result_not_fetched", operation_id=operation.operation_id, error=str(exc))
             return None
@@ -139,7 +141,10 @@ class OperationLifecycle:
         self._pulled_at[operation.operation_id] = now
         try:
             report = await self._client.get_operation(
-                worker.endpoint_url, operation.operation_id, wait_s=PROGRESS_PULL_WAIT_S
+                worker.endpoint_url,
+                operation.operation_id,
+                token=self._registry.token_for(worker.worker_id),
+                wait_s=PROGRESS_PULL_WAIT_S,
             )
         except (httpx.HTTPError, WorkerError) as exc:
             log.debug("operation.progress_pull_failed", operation_id=operation.operation_id, error=str(exc))
@@ -164,7 +169,8 @@ class OperationLifecycle:
         worker = self._registry.find(operation.worker_id) if operation.worker_id else None
         if worker is not None:
             try:
-                report = await self._client.cancel(worker.endpoint_url, operation_id, reason)
+                token = self._registry.token_for(worker.worker_id)
+                report = await self._client.cancel(worker.endpoint_url, operation_id, reason, token=token)
             except (httpx.HTTPError, WorkerError) as exc:
                 log.warning("operation.cancel_not_delivered", operation_id=operation_id, error=str(exc))
                 report = None
@@ -239,7 +245,9 @@ class OperationLifecycle:
         if worker.current_operation_id == operation.operation_id:
             return
         try:
-            report = await self._client.get_operation(worker.endpoint_url, operation.operation_id)
+            report = await self._client.get_operation(
+                worker.endpoint_url, operation.operation_id, token=self._registry.token_for(worker.worker_id)
+            )
         except (httpx.HTTPError, WorkerError):
             return
         if report is None:

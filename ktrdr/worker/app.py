@@ -11,7 +11,9 @@ run.
 A worker trusts exactly what the backend trusts: with a token configured, every route except
 ``GET /health`` (the probe of container runtimes and of the backend) needs it (the shared
 :class:`ktrdr.web.guard.RequestGuard`), and errors use the backend's envelope
-(:mod:`ktrdr.web.errors`): a refused name is 400 INVALID_NAME, as on the backend.
+(:mod:`ktrdr.web.errors`): a refused name is 400 INVALID_NAME, as on the backend. ``GET /health``
+answers anyone, but only a poll carrying a valid token (the backend's) keeps the worker from
+registering again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -77,8 +80,12 @@ def create_worker_app(
     settings: Callable[[], Settings] = get_settings,
     backend_transport: httpx.AsyncBaseTransport | None = None,
     registration_backoff: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
-    """Build a worker app; ``service`` is its role name (``backtest-worker`` / ``training-worker``)."""
+    """Build a worker app; ``service`` is its role name (``backtest-worker`` / ``training-worker``).
+
+    ``backend_transport``, ``registration_backoff`` and ``clock`` (what the registrar measures the
+    backend's silence with) are for tests."""
     runtime = WorkerRuntime(report_initial_backoff=registration_backoff)
     cfg = settings()
     tokens = BearerTokens.from_settings(cfg)
@@ -125,6 +132,7 @@ def create_worker_app(
             registration,
             health_interval=cfg.worker_health_check_interval,
             initial_backoff=registration_backoff,
+            clock=clock,
         )
         app.state.registrar = registrar
         registering = asyncio.create_task(registrar.run(), name="worker-registration")
@@ -162,7 +170,10 @@ def create_worker_app(
     @app.get(HEALTH_PATH)
     async def health(request: Request) -> WorkerHealth:
         identity: WorkerIdentity = request.app.state.identity
-        request.app.state.registrar.health_checked()
+        # The backend's poll carries the token this worker registered with; container probes carry
+        # none. Only the backend's poll says it still knows us (without a token, any poll does).
+        if not tokens.configured or tokens.match(request.headers.get("authorization")) is not None:
+            request.app.state.registrar.health_checked()
         current = runtime.current_operation_id
         return WorkerHealth(
             healthy=True,

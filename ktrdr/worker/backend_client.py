@@ -1,4 +1,4 @@
-"""The worker's side of the calls it makes to the backend (register, look itself up, report status).
+"""The worker's side of the calls it makes to the backend (register, report status).
 
 Thin and typed: each method maps one protocol call (see :mod:`ktrdr.protocol`) to a
 result the caller can act on, and never raises for an HTTP status the protocol expects.
@@ -81,11 +81,6 @@ class BackendClient:
             "POST", "/workers/register", json=registration.model_dump(mode="json")
         )
         return outcome, _reason(response)
-
-    async def is_registered(self, worker_id: str) -> Outcome:
-        """GET /workers/{id}: OK when known, GONE when the backend forgot us, RETRY when unreachable."""
-        outcome, _ = await self._call("GET", f"/workers/{worker_id}")
-        return outcome
 
     async def report(self, report: OperationReport) -> tuple[Outcome, str]:
         """PATCH /operations/{id}/status with the operation's final report."""

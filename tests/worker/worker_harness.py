@@ -31,12 +31,24 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     raise AssertionError("condition not reached")
 
 
+class FakeClock:
+    """A monotonic clock the test moves: the registrar measures the backend's silence with it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @dataclass
 class FakeBackend:
-    """Records the worker's calls; ``register_statuses`` and ``worker_statuses`` script the answers."""
+    """Records the worker's calls; ``register_statuses`` scripts the registration answers."""
 
     register_statuses: list[int] = field(default_factory=list)
-    worker_statuses: list[int] = field(default_factory=list)
     report_status: int = 200
     body_limit: int | None = None  # the backend's request-body limit: larger bodies get 413
     calls: list[tuple[str, str, dict[str, Any] | None, dict[str, str]]] = field(default_factory=list)
@@ -50,9 +62,6 @@ class FakeBackend:
         if request.method == "POST" and path == "/api/v1/workers/register":
             status = self.register_statuses.pop(0) if self.register_statuses else 200
             return httpx.Response(status, json=body if status == 200 else {"error": {"message": "starting"}})
-        if request.method == "GET" and path.startswith("/api/v1/workers/"):
-            status = self.worker_statuses.pop(0) if self.worker_statuses else 200
-            return httpx.Response(status, json={})
         if request.method == "PATCH" and path.endswith("/status"):
             return httpx.Response(self.report_status, json={"success": True})
         return httpx.Response(404, json={})
