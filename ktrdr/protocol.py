@@ -135,9 +135,14 @@ class WorkerHealth(BaseModel):
     timestamp: dt.datetime
 
 
-class BacktestStart(BaseModel):
+class StrategyStart(BaseModel):
+    """What every start request carries: the backend's operation id and the strategy as YAML text."""
+
     operation_id: OperationId
     strategy_yaml: Text
+
+
+class BacktestStart(StrategyStart):
     symbol: Symbol
     timeframe: Timeframe
     start_date: dt.date | None = None
@@ -148,9 +153,7 @@ class BacktestStart(BaseModel):
     model_path: ModelPath | None = None  # relative to the worker's models directory
 
 
-class TrainingStart(BaseModel):
-    operation_id: OperationId
-    strategy_yaml: Text
+class TrainingStart(StrategyStart):
     symbol: Symbol | None = None
     timeframe: Timeframe | None = None
     start_date: dt.date | None = None

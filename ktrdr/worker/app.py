@@ -24,15 +24,23 @@ import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import structlog
 from fastapi import FastAPI, Query, Request
 
 from ktrdr import __version__
+from ktrdr.jobs import CancelToken, ProgressCallback
 from ktrdr.names import OperationId, Text
-from ktrdr.protocol import OperationReport, WorkerHealth, WorkerRegistration, WorkerType
+from ktrdr.protocol import (
+    OperationReport,
+    StartAccepted,
+    StrategyStart,
+    WorkerHealth,
+    WorkerRegistration,
+    WorkerType,
+)
 from ktrdr.settings import Settings, get_settings
 from ktrdr.web.errors import install_error_handlers
 from ktrdr.web.guard import RequestGuard, all_requests_except
@@ -42,6 +50,9 @@ from ktrdr.web.tokens import BearerTokens, check_token_configured
 from ktrdr.worker.backend_client import BackendClient
 from ktrdr.worker.registration import Registrar, resolve_endpoint_url, resolve_worker_id
 from ktrdr.worker.runtime import WorkerRuntime
+
+if TYPE_CHECKING:
+    from ktrdr.strategy.schema import StrategyConfig
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +79,28 @@ def worker_runtime(app: FastAPI) -> WorkerRuntime:
 def worker_settings(app: FastAPI) -> Settings:
     settings: Settings = app.state.settings
     return settings
+
+
+# compute(strategy, settings, progress, cancel) -> result; runs in the worker's compute thread
+StrategyCompute = Callable[["StrategyConfig", Settings, ProgressCallback, CancelToken], dict[str, Any]]
+
+
+def start_strategy_operation(
+    request: Request, body: StrategyStart, compute: StrategyCompute
+) -> StartAccepted:
+    """What a worker's start route does: parse the strategy it was sent (a bad one is 422 now, not
+    a failed operation later) and run ``compute`` on it as ``body.operation_id``. The result records
+    the SHA-256 of the strategy text, so a report can say exactly what produced it."""
+    from ktrdr.strategy.loader import parse_strategy, strategy_digest
+
+    strategy = parse_strategy(body.strategy_yaml)
+    settings = worker_settings(request.app)
+    digest = strategy_digest(body.strategy_yaml)
+
+    def run(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
+        return {**compute(strategy, settings, progress, cancel), "strategy_yaml_sha256": digest}
+
+    return worker_runtime(request.app).start(body.operation_id, run)
 
 
 def create_worker_app(
