@@ -3,8 +3,9 @@
 Strategy names, symbols, timeframes, model paths and versions, operation ids and worker ids each
 have a :class:`NameRule` (a whitelist pattern and a length limit). :func:`check_name` applies a
 rule: first a screen that says precisely what is wrong with hostile text (NUL and other control
-or formatting characters, lone surrogates, over-long text, backslashes, ``%`` escapes, absolute
-paths, ``.``/``..`` segments), then the whitelist. A refusal is :class:`InvalidNameError`
+or formatting characters, lone surrogates, other non-ASCII characters, over-long text,
+backslashes, ``%`` escapes, absolute paths, ``.``/``..`` segments), then the whitelist (after the
+rule's normaliser, which only ever sees ASCII). A refusal is :class:`InvalidNameError`
 (400 ``INVALID_NAME``) whose message names the kind of name, the reason and what is allowed.
 
 The pydantic types at the end (:data:`StrategyName`, :data:`Symbol`, ...) put the same check into
@@ -13,19 +14,21 @@ request is parsed, before any route reads or writes anything. Their error type i
 :data:`INVALID_NAME`; the HTTP error handlers turn it into the 400 envelope naming the field.
 
 Free text that is stored or echoed (reasons, error messages, results) is not a name, but it must
-still be text a database and a JSON response can take: :data:`Text` and :data:`JsonObject` refuse
-NUL bytes and lone surrogates (422, like any other field error).
+still be something a database and a JSON response can take: :data:`Text` and :data:`JsonObject`
+refuse NUL bytes and lone surrogates, :data:`JsonObject` and :data:`FiniteFloat` numbers that are
+not finite (422, like any other field error).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import AllowInfNan, BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from ktrdr.errors import INVALID_NAME_TYPE as INVALID_NAME
@@ -120,6 +123,10 @@ def name_problem(value: object, rule: NameRule) -> str | None:
         if category in _FORBIDDEN_CATEGORIES:
             label = "a NUL byte" if char == "\x00" else f"{_FORBIDDEN_CATEGORIES[category]} U+{ord(char):04X}"
             return f"contains {label}"
+    if not value.isascii():
+        # Before any normalising: upper() maps "ß" to "SS" and "ﬁ" to "FI", which the whitelist would pass.
+        char = next(c for c in value if not c.isascii())
+        return f"contains the non-ASCII character U+{ord(char):04X} (names are ASCII)"
     if "\\" in value:
         return "contains a backslash"
     if "%" in value:
@@ -235,6 +242,7 @@ ModelVersion = Annotated[
 # --- free text -----------------------------------------------------------------------------------
 
 INVALID_TEXT = "invalid_text"
+INVALID_JSON_VALUE = "invalid_json_value"
 
 
 def text_problem(value: str) -> str | None:
@@ -254,14 +262,28 @@ def _check_text(value: Any) -> Any:
     return value
 
 
-def nested_text_problem(value: Any) -> str | None:
-    """The first :func:`text_problem` of any key or string inside a parsed JSON or YAML value."""
+def json_problem(value: Any, *, max_values: int | None = None) -> str | None:
+    """What keeps a parsed JSON or YAML value from being stored and sent back, or None.
+
+    One walk over every key and value: text with a :func:`text_problem`, a number that is not
+    finite (NaN and the infinities have no JSON spelling, and PostgreSQL's JSON type refuses them),
+    and, with ``max_values``, more values than that (YAML aliases can make a small document expand
+    exponentially; a shared value counts each time, and the walk stops there). The answer is a
+    phrase about the whole value: "holds a key or value that contains a NUL byte".
+    """
     stack = [value]
+    seen = 0
     while stack:  # without recursion: a hostile document may nest deeply
         item = stack.pop()
+        seen += 1
+        if max_values is not None and seen > max_values:
+            return f"has more than {max_values} values"
         if isinstance(item, str):
             if (problem := text_problem(item)) is not None:
-                return problem
+                return f"holds a key or value that {problem}"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return f"holds a number that is not finite ({item})"
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
@@ -270,11 +292,25 @@ def nested_text_problem(value: Any) -> str | None:
     return None
 
 
-def _check_json_text(value: Any) -> Any:
-    if (problem := nested_text_problem(value)) is not None:
-        raise PydanticCustomError(INVALID_TEXT, "{reason}", {"reason": problem})
+def finite_json(value: Any) -> Any:
+    """``value`` with every number that is not finite replaced by None (JSON's null), for what a
+    process sends of its own: a diverged training's NaN loss is reported, not refused."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(item) for item in value]
+    return value
+
+
+def _check_json(value: Any) -> Any:
+    if (problem := json_problem(value)) is not None:
+        raise PydanticCustomError(INVALID_JSON_VALUE, "{reason}", {"reason": problem})
     return value
 
 
 Text = Annotated[str, BeforeValidator(_check_text)]
-JsonObject = Annotated[dict[str, Any], BeforeValidator(_check_json_text)]
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_check_json)]
+# A number on the wire: NaN and the infinities are refused (422) like any other bad value.
+FiniteFloat = Annotated[float, AllowInfNan(False)]

@@ -4,8 +4,8 @@ Both sides import this module: the control plane (:mod:`ktrdr.control`) and the 
 (:mod:`ktrdr.worker`). It imports neither (the layers contract in pyproject.toml holds that).
 
 Worker -> backend:
-  POST {backend}/api/v1/workers/register          body WorkerRegistration -> WorkerInfo
-  GET  {backend}/api/v1/workers/{worker_id}       404 when the backend forgot it -> re-register
+  POST {backend}/api/v1/workers/register          body WorkerRegistration -> WorkerInfo (again when
+                                                  the backend's polls stop)
   PATCH {backend}/api/v1/operations/{id}/status   body OperationReport: final status pushed by the worker
 Backend -> worker:
   GET    {worker}/health                           -> WorkerHealth (polled every health interval)
@@ -14,8 +14,10 @@ Backend -> worker:
   GET    {worker}/api/v1/operations/{id}           -> OperationReport (progress pulled while running)
   DELETE {worker}/api/v1/operations/{id}/cancel    ?reason=... -> OperationReport
 
-Every call but a worker's ``GET /health`` carries ``Authorization: Bearer <KTRDR_API_TOKEN>`` when a
-token is configured (:mod:`ktrdr.web.tokens`). Ids, symbols, timeframes and model paths are
+With a token configured every call carries ``Authorization: Bearer <token>`` (:mod:`ktrdr.web.tokens`):
+a worker's current token (or, refused, its previous one); from the backend, the token the worker
+registered with. A worker's ``GET /health`` also answers without one (container probes), but only
+a poll with a valid token counts as the backend's. Ids, symbols, timeframes and model paths are
 :mod:`ktrdr.names` types, so either side refuses an unsafe one while parsing (400 INVALID_NAME).
 
 Strategies travel as YAML text inside the start request, so workers need no strategy store. OHLCV
@@ -31,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ktrdr.names import JsonObject, ModelPath, OperationId, Symbol, Text, Timeframe, WorkerId
+from ktrdr.names import FiniteFloat, JsonObject, ModelPath, OperationId, Symbol, Text, Timeframe, WorkerId
 
 
 class WorkerType(StrEnum):
@@ -65,7 +67,7 @@ OPERATION_FOR_WORKER: dict[OperationType, WorkerType] = {
 class ProgressModel(BaseModel):
     """Mirror of :class:`ktrdr.jobs.Progress` on the wire."""
 
-    percentage: float = 0.0
+    percentage: FiniteFloat = 0.0
     current_step: Text = ""
     steps_completed: int = 0
     steps_total: int = 0
@@ -84,6 +86,12 @@ class OperationReport(BaseModel):
     error_message: Text | None = None
     started_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
+
+    def without_result(self) -> OperationReport:
+        """The report as its status alone: a completed one without its result tells the backend
+        to fetch the result from the worker (GET), as a registration or a report too large for
+        the backend's body limit does."""
+        return self.model_copy(update={"result": None})
 
 
 class WorkerRegistration(BaseModel):
@@ -127,22 +135,25 @@ class WorkerHealth(BaseModel):
     timestamp: dt.datetime
 
 
-class BacktestStart(BaseModel):
+class StrategyStart(BaseModel):
+    """What every start request carries: the backend's operation id and the strategy as YAML text."""
+
     operation_id: OperationId
     strategy_yaml: Text
+
+
+class BacktestStart(StrategyStart):
     symbol: Symbol
     timeframe: Timeframe
     start_date: dt.date | None = None
     end_date: dt.date | None = None
-    initial_capital: float = 100_000.0
-    commission: float = 0.001
-    slippage: float = 0.0005
+    initial_capital: FiniteFloat = 100_000.0
+    commission: FiniteFloat = 0.001
+    slippage: FiniteFloat = 0.0005
     model_path: ModelPath | None = None  # relative to the worker's models directory
 
 
-class TrainingStart(BaseModel):
-    operation_id: OperationId
-    strategy_yaml: Text
+class TrainingStart(StrategyStart):
     symbol: Symbol | None = None
     timeframe: Timeframe | None = None
     start_date: dt.date | None = None

@@ -3,7 +3,8 @@
 Every value drawn from :func:`hostile_names` is unusable as any ktrdr name (ktrdr.names), by
 construction: it holds a control, formatting or other forbidden character, a lone surrogate, a
 backslash, a ``%`` escape, a ``..`` path segment, or it is absolute, empty or too long. So a server
-must refuse every one of them with 400 INVALID_NAME, whatever the field.
+must refuse every one of them with 400 INVALID_NAME, whatever the field. Free text and JSON
+values a store cannot take (:func:`hostile_text`, :func:`non_finite_numbers`) get a 422.
 
 Profiles: ``hostile`` (the default, sized for the suite's time budget) and ``hostile-thorough``
 (``KTRDR_HOSTILE_PROFILE=hostile-thorough uv run pytest -k hostile`` for a long hunt).
@@ -11,6 +12,7 @@ Profiles: ``hostile`` (the default, sized for the suite's time budget) and ``hos
 
 from __future__ import annotations
 
+import math
 import os
 from urllib.parse import quote
 
@@ -61,6 +63,25 @@ def hostile_text() -> st.SearchStrategy[str]:
     """Free text a database or a JSON response cannot take: a NUL byte or a lone surrogate in it."""
     bad = st.sampled_from(["\x00"]) | st.characters(categories=["Cs"])
     return st.builds(lambda a, b, c: a + b + c, st.text(max_size=8), bad, st.text(max_size=8))
+
+
+def non_finite_numbers() -> st.SearchStrategy[float]:
+    """Numbers JSON has no spelling for: Python's json writes and reads them as NaN, Infinity and
+    -Infinity, and PostgreSQL's JSON type refuses them (a 500 if one reached the store)."""
+    return st.sampled_from([math.nan, math.inf, -math.inf])
+
+
+def unstorable_json_values() -> st.SearchStrategy[object]:
+    """A value inside a JSON object that no store or response may take: hostile text or a
+    non-finite number, alone or nested in a list or an object."""
+    leaf = hostile_text() | non_finite_numbers()
+    return st.recursive(
+        leaf,
+        lambda inner: (
+            st.lists(inner, min_size=1, max_size=2) | st.dictionaries(st.just("k"), inner, min_size=1)
+        ),
+        max_leaves=3,
+    )
 
 
 def in_url(value: str) -> str:

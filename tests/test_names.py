@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -26,9 +26,10 @@ from ktrdr.names import (
     NameRule,
     Text,
     check_name,
+    json_problem,
     name_problem,
 )
-from tests.hostile_text import HOSTILE, hostile_names, hostile_text
+from tests.hostile_text import HOSTILE, hostile_names, hostile_text, unstorable_json_values
 
 RULES = [STRATEGY_NAME, SYMBOL, TIMEFRAME, MODEL_PATH, MODEL_VERSION, OPERATION_ID, WORKER_ID]
 GOOD = {
@@ -60,14 +61,20 @@ def test_every_hostile_value_is_refused_by_every_rule(rule: NameRule, value: str
     refused.value.message.encode("utf-8")  # showable: controls and lone surrogates come escaped
 
 
+# Any text, and the names each rule accepts (a valid name of one kind is a good probe of another).
+_ANY_TEXT = st.one_of(st.text(max_size=80), *(st.from_regex(r.pattern, fullmatch=True) for r in RULES))
+
+
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.kind)
 @HOSTILE
-@given(data=st.data())
-def test_any_text_is_judged_without_error_and_what_passes_stays_inside(
-    rule: NameRule, data: st.DataObject
-) -> None:
+@given(value=_ANY_TEXT)
+# Non-ASCII text that upper-cases into ASCII: "SS", "FIX", "IBM" (Python's full case mapping).
+@example(value="ß")
+@example(value="ﬁx")
+@example(value="\u0131bm")  # a dotless i
+@example(value="eurusd\u017f")  # a long s: upper-cases to "S"
+def test_any_text_is_judged_without_error_and_what_passes_stays_inside(rule: NameRule, value: str) -> None:
     """Whatever the text, a verdict (never an exception); a name that passes is a path inside its root."""
-    value = data.draw(st.text(max_size=80) | st.from_regex(rule.pattern, fullmatch=True), label="value")
     if name_problem(value, rule) is not None:
         return
     root = Path("/srv/ktrdr-root")
@@ -89,6 +96,13 @@ def test_symbols_are_upper_cased() -> None:
     assert check_name("eurusd", SYMBOL) == "EURUSD"
 
 
+@pytest.mark.parametrize("value", ["ß", "ﬁx", "\u0131bm", "Straße"])
+def test_a_symbol_is_ascii_before_it_is_upper_cased(value: str) -> None:
+    with pytest.raises(InvalidNameError) as refused:
+        check_name(value, SYMBOL, field="symbol")
+    assert "non-ASCII character" in refused.value.message
+
+
 class _Request(BaseModel):
     model_path: ModelPath
     version: ModelVersion | None = None
@@ -106,6 +120,17 @@ def test_the_pydantic_types_carry_the_same_check_and_their_error_type() -> None:
         assert {e["type"] for e in refused.value.errors()} == {INVALID_NAME}
     schema = _Request.model_json_schema()["properties"]["model_path"]
     assert schema["pattern"] == MODEL_PATH.pattern and schema["maxLength"] == MODEL_PATH.max_length
+
+
+@HOSTILE
+@given(value=unstorable_json_values())
+def test_a_json_object_refuses_what_a_store_cannot_take_at_any_depth(value: object) -> None:
+    with pytest.raises(PydanticValidationError) as refused:
+        TypeAdapter(JsonObject).validate_python({"k": [{"deep": value}]})
+    assert {e["type"] for e in refused.value.errors()} == {"invalid_json_value"}
+    assert json_problem({"k": value}) is not None
+    finite = {"loss": 0.25, "huge": 1e308, "tiny": -5e-324, "n": [1, 2.5]}
+    assert TypeAdapter(JsonObject).validate_python(finite) == finite
 
 
 @HOSTILE

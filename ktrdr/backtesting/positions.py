@@ -79,11 +79,7 @@ class Simulation:
     position: np.ndarray  # signed quantity held at each bar's close (negative while short)
     trades: list[Trade]
     fills: int  # orders filled
-    wiped_out_bar: int | None = None  # the first bar whose closing equity is <= 0
-
-    @property
-    def wiped_out(self) -> bool:
-        return self.wiped_out_bar is not None
+    wiped_out_bar: int | None = None  # the first bar whose closing equity is <= 0; None: never
 
 
 class _Entry(NamedTuple):

@@ -149,6 +149,12 @@ def _report_if_asked(operation: dict[str, Any], report_path: Path | None) -> Non
     write_report(operation, report_path)
 
 
+def _umask() -> int:
+    current = os.umask(0o022)  # the only way to read it is to set it (and put it back at once)
+    os.umask(current)
+    return current
+
+
 def write_report(operation: dict[str, Any], path: Path) -> None:
     """Write the operation's HTML report to ``path`` whole (a temporary file renamed into place)."""
     from ktrdr.cli.output import err_console
@@ -163,6 +169,8 @@ def write_report(operation: dict[str, Any], path: Path) -> None:
     staging: str | None = None
     try:
         handle, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        # mkstemp makes the file 0600; a report is an ordinary file, so it gets what open() would.
+        os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(page)
         os.replace(staging, target)

@@ -62,7 +62,8 @@ class Dispatcher:
         payload = build_payload(operation.operation_id)
         for worker in candidates:
             try:
-                outcome = await self._client.start(worker.endpoint_url, operation_type, payload)
+                token = self._registry.token_for(worker.worker_id)
+                outcome = await self._client.start(worker.endpoint_url, operation_type, payload, token=token)
             except (httpx.HTTPError, WorkerError) as exc:
                 log.warning("dispatch.worker_unreachable", worker_id=worker.worker_id, error=str(exc))
                 self._registry.mark_busy(worker.worker_id)

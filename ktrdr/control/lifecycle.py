@@ -3,7 +3,9 @@
 Rules (the "nothing runs forever" guarantee):
 
 - A worker's report (pushed with PATCH, pulled on a user's GET, or carried in a registration)
-  settles an operation; the first final status wins.
+  settles an operation; the first final status wins. A completed report that comes without its
+  result (too large for the request that carried it) makes the backend fetch the whole report
+  from the worker before it settles anything.
 - A running operation whose worker has failed ``failures`` health checks in a row is failed with
   "worker X stopped answering health checks" (the monitor runs every health interval, so this
   happens within about ``failures`` intervals).
@@ -62,8 +64,22 @@ class OperationLifecycle:
     # --- reports ---------------------------------------------------------------------------------
 
     async def apply_report(self, report: OperationReport, *, worker_id: str | None = None) -> Operation:
-        """Record what a worker says about an operation; raises 409 for a running report on a final one."""
+        """Record what a worker says about an operation; raises 409 for a running report on a final one.
+
+        A completed report without its result is the status alone (it did not fit the worker's
+        request): the whole report is fetched from the worker first, and when that fails the
+        operation is left to reconciliation, which asks again on its next round.
+        """
         operation = await self._store.get(report.operation_id)
+        if (
+            report.status is OperationStatus.COMPLETED
+            and report.result is None
+            and not operation.status.is_terminal
+        ):
+            whole = await self._whole_report(operation, worker_id)
+            if whole is None:
+                return operation
+            report = whole
         if report.status.is_terminal:
             changed = await self._store.finish(
                 operation.operation_id,
@@ -96,6 +112,22 @@ class OperationLifecycle:
         await self._store.update_progress(operation.operation_id, report.progress)
         return await self._store.get(operation.operation_id)
 
+    async def _whole_report(self, operation: Operation, worker_id: str | None) -> OperationReport | None:
+        """The worker's own final report on ``operation`` (with its result), or None when it cannot say."""
+        worker = self._registry.find(operation.worker_id or worker_id or "")
+        if worker is None:
+            return None
+        try:
+            report = await self._client.get_operation(
+                worker.endpoint_url, operation.operation_id, token=self._registry.token_for(worker.worker_id)
+            )
+        except (httpx.HTTPError, WorkerError) as exc:
+            log.info("operation.result_not_fetched", operation_id=operation.operation_id, error=str(exc))
+            return None
+        if report is None or report.operation_id != operation.operation_id or not report.status.is_terminal:
+            return None
+        return report
+
     async def refresh(self, operation: Operation) -> Operation:
         """A running operation's latest state, pulled from its worker when the stored copy is stale."""
         if operation.status != OperationStatus.RUNNING or not operation.worker_id:
@@ -109,7 +141,10 @@ class OperationLifecycle:
         self._pulled_at[operation.operation_id] = now
         try:
             report = await self._client.get_operation(
-                worker.endpoint_url, operation.operation_id, wait_s=PROGRESS_PULL_WAIT_S
+                worker.endpoint_url,
+                operation.operation_id,
+                token=self._registry.token_for(worker.worker_id),
+                wait_s=PROGRESS_PULL_WAIT_S,
             )
         except (httpx.HTTPError, WorkerError) as exc:
             log.debug("operation.progress_pull_failed", operation_id=operation.operation_id, error=str(exc))
@@ -134,7 +169,8 @@ class OperationLifecycle:
         worker = self._registry.find(operation.worker_id) if operation.worker_id else None
         if worker is not None:
             try:
-                report = await self._client.cancel(worker.endpoint_url, operation_id, reason)
+                token = self._registry.token_for(worker.worker_id)
+                report = await self._client.cancel(worker.endpoint_url, operation_id, reason, token=token)
             except (httpx.HTTPError, WorkerError) as exc:
                 log.warning("operation.cancel_not_delivered", operation_id=operation_id, error=str(exc))
                 report = None
@@ -209,7 +245,9 @@ class OperationLifecycle:
         if worker.current_operation_id == operation.operation_id:
             return
         try:
-            report = await self._client.get_operation(worker.endpoint_url, operation.operation_id)
+            report = await self._client.get_operation(
+                worker.endpoint_url, operation.operation_id, token=self._registry.token_for(worker.worker_id)
+            )
         except (httpx.HTTPError, WorkerError):
             return
         if report is None:

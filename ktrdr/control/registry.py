@@ -5,6 +5,13 @@ polls its workers at once instead of waiting for them to notice and re-register;
 failures, current operation) lives in memory and is rebuilt by the first poll. Workers loaded at
 start-up are ``temporarily_unavailable`` until they answer.
 
+Each worker is called with the token it registered with, and no other (:meth:`token_for`): an
+endpoint registered by someone who holds only the previous token never receives the current one.
+The store keeps that token's fingerprint (:meth:`ktrdr.web.tokens.BearerTokens.fingerprint`), so a
+restarted backend knows it again; a worker whose fingerprint matches none of the tokens this
+process accepts (the token was changed meanwhile) is not called at all until it registers again,
+which it does once our polls stop reaching it.
+
 A worker that fails ``failures_threshold`` health checks in a row becomes
 ``temporarily_unavailable`` (never dispatched to); one that has not answered for
 ``removal_threshold`` seconds is forgotten (and would have to register again).
@@ -24,6 +31,7 @@ from ktrdr.control.worker_client import WorkerClient
 from ktrdr.errors import WorkerError, WorkerNotFoundError
 from ktrdr.logs import get_logger
 from ktrdr.protocol import WorkerInfo, WorkerRegistration, WorkerStatus, WorkerType
+from ktrdr.web.tokens import TokenSlot
 
 log = get_logger(__name__)
 
@@ -51,12 +59,17 @@ class WorkerRegistry:
         self._failures_threshold = max(1, failures_threshold)
         self._removal_threshold = removal_threshold
         self._clock = clock
+        self._tokens = client.tokens
         self._workers: dict[str, WorkerInfo] = {}
         # When each worker was last seen answering, or first known to this process.
         self._seen_at: dict[str, dt.datetime] = {}
+        # Which of our tokens each worker registered with (None: no token is configured). A worker
+        # missing here was taken over with a token we no longer accept: it is never called.
+        self._presented: dict[str, TokenSlot | None] = {}
 
     async def load(self) -> None:
         """Take over the workers a previous backend process registered (unverified until polled)."""
+        unknown_token = []
         for stored in await self._store.load_workers():
             self._workers[stored.worker_id] = WorkerInfo(
                 worker_id=stored.worker_id,
@@ -67,11 +80,35 @@ class WorkerRegistry:
                 registered_at=stored.registered_at,
             )
             self._seen_at[stored.worker_id] = self._clock()
+            if not self._tokens.configured:
+                self._presented[stored.worker_id] = None
+            elif (slot := self._tokens.slot_of(stored.token_fingerprint)) is not None:
+                self._presented[stored.worker_id] = slot
+            else:
+                unknown_token.append(stored.worker_id)
         if self._workers:
             log.info("registry.loaded", workers=sorted(self._workers))
+        if unknown_token:
+            log.warning(
+                "registry.worker_token_not_accepted",
+                workers=unknown_token,
+                note="registered with a token no longer accepted: not called until they register again",
+            )
 
-    async def register(self, registration: WorkerRegistration) -> WorkerInfo:
-        """Add or refresh a worker (idempotent: the same id updates the same entry)."""
+    def token_for(self, worker_id: str) -> TokenSlot | None:
+        """Which of our tokens to present to this worker: the one it registered with (None: no token
+        is configured). WorkerError for a worker registered with a token we no longer accept."""
+        if worker_id not in self._presented:
+            raise WorkerError(
+                f"worker {worker_id} registered with a token this backend no longer accepts; "
+                "it is called again once it registers again",
+                details={"worker_id": worker_id},
+            )
+        return self._presented[worker_id]
+
+    async def register(self, registration: WorkerRegistration, *, token: TokenSlot | None) -> WorkerInfo:
+        """Add or refresh a worker (idempotent: the same id updates the same entry); ``token`` is the
+        one its registration presented, the only one it will be called with."""
         now = self._clock()
         previous = self._workers.get(registration.worker_id)
         status = WorkerStatus.BUSY if registration.current_operation_id else WorkerStatus.AVAILABLE
@@ -89,9 +126,15 @@ class WorkerRegistry:
             health_check_failures=0,
         )
         await self._store.save_worker(
-            info.worker_id, info.worker_type, info.endpoint_url, info.capabilities, info.registered_at
+            info.worker_id,
+            info.worker_type,
+            info.endpoint_url,
+            info.capabilities,
+            info.registered_at,
+            token_fingerprint=self._tokens.fingerprint(token),
         )
         self._workers[info.worker_id] = info
+        self._presented[info.worker_id] = token
         self._seen_at[info.worker_id] = now
         log.info(
             "registry.registered",
@@ -169,10 +212,16 @@ class WorkerRegistry:
         return worker is None or worker.health_check_failures >= self._failures_threshold
 
     async def check(self, worker: WorkerInfo) -> bool:
-        """Poll one worker's /health and update its status; True when it answered."""
+        """Poll one worker's /health and update its status; True when it answered.
+
+        The poll presents the worker's token: that is how the worker tells it from a probe. A
+        worker we have no token for is not polled (and not counted as failing): it stays
+        unavailable until it registers again, or is forgotten after the removal threshold."""
+        if worker.worker_id not in self._presented:
+            return False
         asked_at = self._clock()
         try:
-            health = await self._client.health(worker.endpoint_url)
+            health = await self._client.health(worker.endpoint_url, token=self._presented[worker.worker_id])
         except (httpx.HTTPError, WorkerError) as exc:
             worker.last_health_check = self._clock()
             worker.health_check_failures += 1
@@ -220,6 +269,7 @@ class WorkerRegistry:
         for wid in stale:
             del self._workers[wid]
             self._seen_at.pop(wid, None)
+            self._presented.pop(wid, None)
             await self._store.delete_worker(wid)
             log.warning("registry.worker_removed", worker_id=wid, silent_for_s=self._removal_threshold)
         return stale

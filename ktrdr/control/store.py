@@ -68,6 +68,7 @@ class StoredWorker:
         self.endpoint_url = row.endpoint_url
         self.capabilities: dict[str, Any] = row.capabilities or {}
         self.registered_at = row.registered_at
+        self.token_fingerprint = row.token_fingerprint
 
 
 class OperationStore:
@@ -224,6 +225,7 @@ class OperationStore:
         endpoint_url: str,
         capabilities: dict[str, Any],
         registered_at: dt.datetime,
+        token_fingerprint: str | None = None,
     ) -> None:
         async with self._sessions.begin() as session:
             row = await session.get(WorkerRow, worker_id)
@@ -233,6 +235,7 @@ class OperationStore:
             row.worker_type = worker_type.value
             row.endpoint_url = endpoint_url
             row.capabilities = capabilities
+            row.token_fingerprint = token_fingerprint
             row.updated_at = utcnow()
 
     async def delete_worker(self, worker_id: str) -> None:

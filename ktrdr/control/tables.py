@@ -76,3 +76,6 @@ class WorkerRow(Base):
     capabilities: Mapped[dict[str, Any]] = mapped_column(JSON)
     registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # Which token the worker registered with, as BearerTokens.fingerprint (never the token itself):
+    # a restarted backend presents that token again, and no other (ktrdr.control.registry).
+    token_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)

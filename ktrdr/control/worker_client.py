@@ -1,10 +1,11 @@
 """The backend's HTTP calls to one worker (health, start, operation status, cancel), per the protocol.
 
-Every call takes the worker's ``endpoint_url``; one shared ``httpx.AsyncClient`` (with an
-injectable transport for tests) serves all workers and presents the bearer token on every call
-(:class:`ktrdr.web.bearer_auth.PresentToken`: workers accept exactly the backend's tokens).
-Transport failures surface as ``httpx.HTTPError``; answers the protocol does not allow surface
-as :class:`WorkerError`.
+Every call takes the worker's ``endpoint_url`` and which of the backend's tokens to present to
+that worker: the one it registered with (``token``, a :class:`ktrdr.web.tokens.TokenSlot`; None
+when no token is configured). So a worker endpoint registered with the previous token never
+receives the current one (docs/deploy.md, "Trust model"). One shared ``httpx.AsyncClient`` (with
+an injectable transport for tests) serves all workers. Transport failures surface as
+``httpx.HTTPError``; answers the protocol does not allow surface as :class:`WorkerError`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ktrdr.errors import WorkerError
 from ktrdr.protocol import OperationReport, OperationType, StartAccepted, WorkerHealth
-from ktrdr.web.bearer_auth import PresentToken
-from ktrdr.web.tokens import BearerTokens
+from ktrdr.web.tokens import BearerTokens, TokenSlot
 
 START_PATHS: dict[OperationType, str] = {
     OperationType.TRAINING: "/training/start",
@@ -77,14 +77,19 @@ class WorkerClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout = timeout
-        auth = PresentToken(tokens or BearerTokens(None))
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport, auth=auth)
+        self.tokens = tokens or BearerTokens(None)
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def health(self, endpoint_url: str) -> WorkerHealth:
-        response = await self._http.get(f"{endpoint_url.rstrip('/')}/health")
+    def _auth(self, token: TokenSlot | None) -> dict[str, str]:
+        value = self.tokens.token(token) if token is not None else None
+        return {"Authorization": f"Bearer {value}"} if value else {}
+
+    async def health(self, endpoint_url: str, *, token: TokenSlot | None) -> WorkerHealth:
+        """The worker's health; the token tells the worker this is the backend's poll, not a probe."""
+        response = await self._http.get(f"{endpoint_url.rstrip('/')}/health", headers=self._auth(token))
         if response.status_code != 200:
             raise WorkerError(
                 f"worker health check answered HTTP {response.status_code}",
@@ -93,10 +98,10 @@ class WorkerClient:
         return _parse(WorkerHealth, response, "GET /health")
 
     async def start(
-        self, endpoint_url: str, operation_type: OperationType, payload: BaseModel
+        self, endpoint_url: str, operation_type: OperationType, payload: BaseModel, *, token: TokenSlot | None
     ) -> StartOutcome:
         url = f"{endpoint_url.rstrip('/')}{START_PATHS[operation_type]}"
-        response = await self._http.post(url, json=payload.model_dump(mode="json"))
+        response = await self._http.post(url, json=payload.model_dump(mode="json"), headers=self._auth(token))
         if response.status_code == 503:
             return StartOutcome(accepted=False, busy=True, status_code=503, message=_message(response))
         if response.status_code >= 300:
@@ -105,7 +110,7 @@ class WorkerClient:
         return StartOutcome(accepted=True, status_code=response.status_code)
 
     async def get_operation(
-        self, endpoint_url: str, operation_id: str, *, wait_s: float | None = None
+        self, endpoint_url: str, operation_id: str, *, token: TokenSlot | None, wait_s: float | None = None
     ) -> OperationReport | None:
         """The worker's report on ``operation_id``; None when the worker does not know it (404).
 
@@ -113,7 +118,9 @@ class WorkerClient:
         """
         kwargs: dict[str, Any] = {"timeout": wait_s} if wait_s is not None else {}
         response = await self._http.get(
-            f"{endpoint_url.rstrip('/')}/api/v1/operations/{operation_id}", **kwargs
+            f"{endpoint_url.rstrip('/')}/api/v1/operations/{operation_id}",
+            headers=self._auth(token),
+            **kwargs,
         )
         if response.status_code == 404:
             return None
@@ -124,10 +131,14 @@ class WorkerClient:
             )
         return _parse(OperationReport, response, "GET /api/v1/operations/{id}")
 
-    async def cancel(self, endpoint_url: str, operation_id: str, reason: str) -> OperationReport | None:
+    async def cancel(
+        self, endpoint_url: str, operation_id: str, reason: str, *, token: TokenSlot | None
+    ) -> OperationReport | None:
         """Ask the worker to cancel; None when it does not know the operation (404)."""
         response = await self._http.delete(
-            f"{endpoint_url.rstrip('/')}/api/v1/operations/{operation_id}/cancel", params={"reason": reason}
+            f"{endpoint_url.rstrip('/')}/api/v1/operations/{operation_id}/cancel",
+            params={"reason": reason},
+            headers=self._auth(token),
         )
         if response.status_code == 404:
             return None

@@ -28,11 +28,7 @@ def parse_dataset_filename(filename: str) -> tuple[str, str] | None:
         return None
     stem = filename[: -len(".csv")]
     symbol, sep, timeframe = stem.rpartition("_")
-    if (
-        not sep
-        or timeframe not in TIMEFRAMES
-        or not is_name(symbol, SYMBOL)
-        or validate_symbol(symbol) != symbol
-    ):
+    # A name the symbol rule accepts (ASCII), already in the upper case the store writes.
+    if not sep or timeframe not in TIMEFRAMES or not is_name(symbol, SYMBOL) or symbol != symbol.upper():
         return None
     return symbol, timeframe

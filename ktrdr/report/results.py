@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -39,7 +39,26 @@ class _Read(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class Curves(_Read):
+class _OnOneAxis(_Read):
+    """Series that share one axis: the axis has a point at least, and each series present has a
+    value per point."""
+
+    axis: ClassVar[str]
+    series: ClassVar[tuple[str, ...]]
+
+    @model_validator(mode="after")
+    def _one_axis(self) -> Self:
+        n = len(getattr(self, self.axis))
+        if n < 1:
+            raise ValueError(f"{self.axis} is empty")
+        for name in self.series:
+            values = getattr(self, name)
+            if values is not None and len(values) != n:
+                raise ValueError(f"{name} has {len(values)} values, {self.axis} {n}")
+        return self
+
+
+class Curves(_OnOneAxis):
     """Series on one time axis (UTC). ``drawdown`` is a positive fraction. ``legacy``: read from an
     older result's equity sample, so there is no buy-and-hold and no price, and the drawdown is
     the sample's own (its deepest point may lie between two samples)."""
@@ -52,15 +71,11 @@ class Curves(_Read):
     bars: int | None = None
     legacy: bool = False
 
+    axis = "timestamps"
+    series = ("equity", "drawdown", "buy_and_hold", "close")
+
     @model_validator(mode="after")
-    def _one_axis(self) -> Self:
-        n = len(self.timestamps)
-        if n < 1:
-            raise ValueError("no points")
-        for name in ("equity", "drawdown", "buy_and_hold", "close"):
-            values = getattr(self, name)
-            if values is not None and len(values) != n:
-                raise ValueError(f"{name} has {len(values)} points, the time axis {n}")
+    def _in_order(self) -> Self:
         if self.timestamps != sorted(self.timestamps):
             raise ValueError("the time axis is not in order")
         return self
@@ -92,7 +107,7 @@ class Trade(_Read):
         return _utc(self.exit_time)
 
 
-class History(_Read):
+class History(_OnOneAxis):
     """Per-epoch training curves (possibly downsampled: ``epochs`` says how many there were)."""
 
     epoch: list[int]
@@ -102,15 +117,8 @@ class History(_Read):
     val_accuracy: list[float | None]
     epochs: int | None = None
 
-    @model_validator(mode="after")
-    def _one_axis(self) -> Self:
-        n = len(self.epoch)
-        if n < 1:
-            raise ValueError("no epochs")
-        for name in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"{name} is not one value per epoch")
-        return self
+    axis = "epoch"
+    series = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 
 
 def backtest_curves(result: Mapping[str, Any]) -> Curves | None:

@@ -4,14 +4,16 @@ Drawn with plotille (braille dots: 2 x 4 points per character cell) to the termi
 about half its height. When the output is not a terminal (a pipe, a file, CI) the chart degrades
 to two lines of text that say what it shows: the equity's start and end against buy-and-hold, and
 the deepest drawdown with its date. Without the ``report`` extra a terminal gets the same text and
-a hint to install it.
+a hint to install it, and so does a curve the chart cannot scale (points that are not finite are
+left out; a time axis that does not move gets a day).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ktrdr.errors import MissingDependencyError
 from ktrdr.report import require
@@ -45,14 +47,19 @@ def print_backtest_chart(console: Console, result: Mapping[str, Any]) -> None:
                 curves, width=console.width, height=chart_height(console.height), colours=colours
             )
         except MissingDependencyError as exc:
-            console.print(
-                f"(no chart: {exc.message})", style="dim", markup=False, highlight=False, soft_wrap=True
-            )
+            _note(console, exc.message)
+        except (ValueError, ArithmeticError) as exc:
+            # Data plotille cannot scale (a span no float holds, say): the text still says what it shows.
+            _note(console, f"these values cannot be drawn ({exc})")
         else:
             console.print(Text.from_ansi(chart), soft_wrap=True)
             return
     for line in summary_lines(curves):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _note(console: Console, why: str) -> None:
+    console.print(f"(no chart: {why})", style="dim", markup=False, highlight=False, soft_wrap=True)
 
 
 def chart_height(terminal_height: int) -> int:
@@ -78,7 +85,8 @@ def backtest_chart(curves: Curves, *, width: int, height: int, colours: bool = T
         figure.x_label, figure.y_label = X_LABEL, label
         figure.with_x_axis = with_x_axis
         figure.set_x_display_timezone(dt.UTC)
-        figure.set_x_limits(min_=times[0], max_=times[-1] if len(times) > 1 else times[0] + dt.timedelta(1))
+        # A time axis that does not move (one bar, or equal times) gets a day, or plotille refuses it.
+        figure.set_x_limits(min_=times[0], max_=max(times[-1], times[0] + dt.timedelta(1)))
         return figure
 
     equity = panel("equity", equity_rows, with_x_axis=False)
@@ -89,7 +97,7 @@ def backtest_chart(curves: Curves, *, width: int, height: int, colours: bool = T
 
     drawdown = panel("drawdown", rows - equity_rows, with_x_axis=True)
     drawdown.y_ticks_fkt = lambda value, _next: f"{value:.1f}%"
-    below = [-100.0 * d if d is not None else None for d in curves.drawdown]
+    below = [-100.0 * d if _finite(d) else None for d in curves.drawdown]
     deepest = min([v for v in below if v is not None] + [-1.0])
     drawdown.set_y_limits(min_=deepest, max_=0.0)
     # plotille rounds a point on the upper limit off the canvas; every new high is at zero, so draw
@@ -126,12 +134,16 @@ def summary_lines(curves: Curves) -> list[str]:
 
 
 def _plot(figure: Any, times: list[dt.datetime], values: list[float | None], colour: str) -> None:
-    """Plot the points that have a value (a gap joins its neighbours)."""
-    pairs = [(t, v) for t, v in zip(times, values, strict=True) if v is not None]
+    """Plot the points that have a finite value (a gap joins its neighbours)."""
+    pairs = [(t, v) for t, v in zip(times, values, strict=True) if _finite(v)]
     if pairs:
         xs, ys = zip(*pairs, strict=True)
         figure.plot(list(xs), list(ys), lc=colour)
 
 
+def _finite(value: float | None) -> TypeGuard[float]:
+    return value is not None and math.isfinite(value)
+
+
 def _money(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return f"{value:,.0f}" if 1000 <= abs(value) < 1e15 else f"{value:.4g}"

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel
 
 from ktrdr.errors import StrategyNotFoundError, StrategyValidationError
-from ktrdr.names import STRATEGY_NAME, is_name, nested_text_problem, validate_strategy_name
+from ktrdr.names import STRATEGY_NAME, is_name, json_problem, validate_strategy_name
 from ktrdr.strategy.schema import StrategyConfig, StrategyProblems
 
 MAX_STRATEGY_BYTES = 256 * 1024
@@ -62,12 +62,10 @@ def parse_strategy(text: str) -> StrategyConfig:
         raise _invalid([{"loc": "", "msg": "the document is empty"}])
     if not isinstance(data, dict):
         raise _invalid([{"loc": "", "msg": f"expected a mapping of keys, got {type(data).__name__}"}])
-    if _count_nodes(data, MAX_NODES) > MAX_NODES:
-        raise _invalid([{"loc": "", "msg": f"the document has more than {MAX_NODES} values"}])
-    # YAML escapes can spell what UTF-8 text cannot hold ("\ud800"), or a NUL ("\0"); such text
-    # would break every message and response that names it.
-    if (bad_text := nested_text_problem(data)) is not None:
-        raise _invalid([{"loc": "", "msg": f"the document holds a key or value that {bad_text}"}])
+    # Bounded (aliases), and what a message or a response could not carry: YAML escapes can spell
+    # what UTF-8 text cannot hold ("\ud800") or a NUL ("\0"), and .nan or .inf a number JSON cannot.
+    if (unfit := json_problem(data, max_values=MAX_NODES)) is not None:
+        raise _invalid([{"loc": "", "msg": f"the document {unfit}"}])
     try:
         return StrategyConfig.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -184,18 +182,3 @@ def _user_loc(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
         if not (isinstance(group, dict) and "sets" in group):
             del parts[2]
     return ".".join(str(p) for p in parts)
-
-
-def _count_nodes(value: Any, limit: int) -> int:
-    """Number of values in a parsed document, counting shared (aliased) ones each time; stops at limit."""
-    count = 0
-    stack = [value]
-    while stack and count <= limit:
-        item = stack.pop()
-        count += 1
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return count

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -283,10 +284,10 @@ def fit(
                 items_processed=epoch * n_train,
                 items_total=cfg.epochs * n_train,
                 context={
-                    "train_loss": round(train_loss, 6),
-                    "val_loss": round(val_loss, 6),
+                    "train_loss": _rounded(train_loss),
+                    "val_loss": _rounded(val_loss),
                     "val_accuracy": round(val_accuracy, 6),
-                    "best_val_loss": round(best_loss, 6),
+                    "best_val_loss": _rounded(best_loss),  # None until a validation loss is finite
                     "best_epoch": best_epoch,
                     "device": device,
                 },
@@ -298,6 +299,14 @@ def fit(
     network.load_state_dict(best_state)
     network.eval()
     return FitOutcome(network, weights, epoch, best_epoch, stopped_early, history)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _rounded(value: float) -> float | None:
+    return round(value, 6) if math.isfinite(value) else None
 
 
 def class_weights(labels: np.ndarray) -> torch.Tensor:
@@ -331,7 +340,9 @@ def evaluate(
     network.eval()
     with torch.inference_mode():
         logits = network(x)
-        loss = float(nn.functional.cross_entropy(logits, y, weight=weights.to(device)))
+        # Weighted by the training split's classes: a split holding only classes training never saw
+        # has no weight at all, and a diverged network gives NaN; either way the loss is undefined.
+        loss = _finite(float(nn.functional.cross_entropy(logits, y, weight=weights.to(device))))
         predicted = logits.argmax(dim=1).cpu().numpy()
     correct = predicted == labels
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)

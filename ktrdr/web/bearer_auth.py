@@ -1,7 +1,9 @@
-"""The client side of the bearer token: what the backend and the workers present to each other.
+"""The client side of the bearer token as a worker presents it to the backend.
 
-Kept apart from :mod:`ktrdr.web.tokens` so that the backend's app imports httpx only when its
-lifespan builds the worker client, not at import time (tests/api/test_api_smoke.py checks it).
+A worker tries its current token and, on a 401, once its previous one, so that a rotation needs
+no restart order (docs/deploy.md). The backend never falls back like this: it presents to each
+worker only the token that worker registered with (:mod:`ktrdr.control.worker_client`). Kept
+apart from :mod:`ktrdr.web.tokens` so that importing the backend's app loads no httpx.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from ktrdr.web.tokens import BearerTokens
 
 
 class PresentToken(httpx.Auth):
-    """httpx auth for internal calls: the current token, then once the previous one on a 401."""
+    """httpx auth for a worker's calls: the current token, then once the previous one on a 401."""
 
     def __init__(self, tokens: BearerTokens) -> None:
         self._tokens = tokens

@@ -5,7 +5,8 @@ Checked in that order, before any route runs and before more of the body than th
 - **auth**: when a token is configured, every request the server's ``needs_token`` rule names
   needs ``Authorization: Bearer <token>`` (:class:`ktrdr.web.tokens.BearerTokens`, constant time).
   The backend protects every mutating request (POST, PUT, PATCH, DELETE) and leaves reads open; a
-  worker protects every request except ``GET /health``. A refusal is logged without the header.
+  worker protects every request except ``GET /health``. A refusal is logged without the header;
+  an accepted request carries which token it was to its route (:func:`authenticated_slot`).
 - **content type**: a request with a body must send the type its route takes (JSON by default;
   the raw-body routes name theirs), else 415.
 - **size**: a body larger than its route's limit is refused with 413, on its Content-Length when
@@ -21,12 +22,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ktrdr.errors import AuthenticationError, KtrdrError, PayloadTooLargeError, UnsupportedMediaTypeError
 from ktrdr.logs import get_logger
 from ktrdr.web.errors import ktrdr_error_response
-from ktrdr.web.tokens import BearerTokens
+from ktrdr.web.tokens import BearerTokens, TokenSlot
 
 log = get_logger(__name__)
 
@@ -35,6 +37,13 @@ JSON_TYPES = frozenset({"application/json"})
 
 # (method, path) -> does this request need the token?
 TokenRule = Callable[[str, str], bool]
+AUTHENTICATED_AS = "ktrdr_authenticated_as"
+
+
+def authenticated_slot(request: Request) -> TokenSlot | None:
+    """Which of the server's tokens this request presented (None: no token is configured)."""
+    slot: TokenSlot | None = getattr(request.state, AUTHENTICATED_AS, None)
+    return slot
 
 
 def mutating_requests(method: str, _path: str) -> bool:
@@ -76,6 +85,9 @@ def _accepts(media_type: str, allowed: Iterable[str]) -> bool:
 
 
 class RequestGuard:
+    """The ASGI middleware that applies the token, content-type and size rules (module docstring)
+    before the app sees a request, answering a refusal itself in the error envelope."""
+
     def __init__(
         self,
         app: ASGIApp,
@@ -116,7 +128,7 @@ class RequestGuard:
 
     def _check_token(self, scope: Scope, method: str, path: str, authorization: str | None) -> None:
         try:
-            self._tokens.check(authorization)
+            slot = self._tokens.check(authorization)
         except AuthenticationError as exc:
             client = scope.get("client")
             log.warning(
@@ -127,6 +139,8 @@ class RequestGuard:
                 reason=exc.message,
             )
             raise
+        # Which token it was, for the route (request.state): a worker's registration records it.
+        scope.setdefault("state", {})[AUTHENTICATED_AS] = slot
 
     def _rule_for(self, method: str, path: str) -> BodyRule:
         for rule in self._rules:

@@ -3,8 +3,9 @@
 Starlette's default ``{x}`` stops at "/", so ``/operations/..%2F..%2Fetc`` (which the server
 decodes to ``/operations/../../etc``) would match no route and answer 404 without the name ever
 being judged; its ``{x:path}`` (``.*``) stops at a newline and, with the route's ``$``, silently
-drops a trailing one. The ``name`` convertor matches any text, so every value reaches its
-:mod:`ktrdr.names` type and a hostile one is refused with 400 INVALID_NAME naming the field.
+drops a trailing one. The ``name`` convertor matches any non-empty text, so every value reaches
+its :mod:`ktrdr.names` type and a hostile one is refused with 400 INVALID_NAME naming the field.
+An empty one matches nothing, so ``/operations/`` is still Starlette's redirect to the list.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 
 class NameConvertor(Convertor[str]):
-    regex = r"[\s\S]*"
+    regex = r"[\s\S]+"
 
     def convert(self, value: str) -> str:
         return value

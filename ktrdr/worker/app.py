@@ -2,15 +2,18 @@
 
 :func:`create_worker_app` returns a FastAPI app with the endpoints every worker has (``/``,
 ``/health``, operation status, list and cancel) and a lifespan that refuses production without a
-token, checks the compute dependencies, registers with the backend in the background, keeps the
-registration alive and, on shutdown (SIGTERM through uvicorn), stops the running operation and
-reports its final status. Each worker module adds its own ``POST .../start`` route, handing
-:meth:`WorkerRuntime.start` the compute to run.
+token and a ``KTRDR_WORKER_ID`` the backend would refuse, checks the compute dependencies,
+registers with the backend in the background, keeps the registration alive and, on shutdown
+(SIGTERM through uvicorn), stops the running operation and reports its final status. Each worker
+module adds its own ``POST .../start`` route, handing :meth:`WorkerRuntime.start` the compute to
+run.
 
 A worker trusts exactly what the backend trusts: with a token configured, every route except
 ``GET /health`` (the probe of container runtimes and of the backend) needs it (the shared
 :class:`ktrdr.web.guard.RequestGuard`), and errors use the backend's envelope
-(:mod:`ktrdr.web.errors`): a refused name is 400 INVALID_NAME, as on the backend.
+(:mod:`ktrdr.web.errors`): a refused name is 400 INVALID_NAME, as on the backend. ``GET /health``
+answers anyone, but only a poll carrying a valid token (the backend's) keeps the worker from
+registering again.
 """
 
 from __future__ import annotations
@@ -18,17 +21,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import structlog
 from fastapi import FastAPI, Query, Request
 
 from ktrdr import __version__
+from ktrdr.jobs import CancelToken, ProgressCallback
 from ktrdr.names import OperationId, Text
-from ktrdr.protocol import OperationReport, WorkerHealth, WorkerRegistration, WorkerType
+from ktrdr.protocol import (
+    OperationReport,
+    StartAccepted,
+    StrategyStart,
+    WorkerHealth,
+    WorkerRegistration,
+    WorkerType,
+)
 from ktrdr.settings import Settings, get_settings
 from ktrdr.web.errors import install_error_handlers
 from ktrdr.web.guard import RequestGuard, all_requests_except
@@ -38,6 +50,9 @@ from ktrdr.web.tokens import BearerTokens, check_token_configured
 from ktrdr.worker.backend_client import BackendClient
 from ktrdr.worker.registration import Registrar, resolve_endpoint_url, resolve_worker_id
 from ktrdr.worker.runtime import WorkerRuntime
+
+if TYPE_CHECKING:
+    from ktrdr.strategy.schema import StrategyConfig
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +81,28 @@ def worker_settings(app: FastAPI) -> Settings:
     return settings
 
 
+# compute(strategy, settings, progress, cancel) -> result; runs in the worker's compute thread
+StrategyCompute = Callable[["StrategyConfig", Settings, ProgressCallback, CancelToken], dict[str, Any]]
+
+
+def start_strategy_operation(
+    request: Request, body: StrategyStart, compute: StrategyCompute
+) -> StartAccepted:
+    """What a worker's start route does: parse the strategy it was sent (a bad one is 422 now, not
+    a failed operation later) and run ``compute`` on it as ``body.operation_id``. The result records
+    the SHA-256 of the strategy text, so a report can say exactly what produced it."""
+    from ktrdr.strategy.loader import parse_strategy, strategy_digest
+
+    strategy = parse_strategy(body.strategy_yaml)
+    settings = worker_settings(request.app)
+    digest = strategy_digest(body.strategy_yaml)
+
+    def run(progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
+        return {**compute(strategy, settings, progress, cancel), "strategy_yaml_sha256": digest}
+
+    return worker_runtime(request.app).start(body.operation_id, run)
+
+
 def create_worker_app(
     *,
     worker_type: WorkerType,
@@ -76,8 +113,12 @@ def create_worker_app(
     settings: Callable[[], Settings] = get_settings,
     backend_transport: httpx.AsyncBaseTransport | None = None,
     registration_backoff: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
-    """Build a worker app; ``service`` is its role name (``backtest-worker`` / ``training-worker``)."""
+    """Build a worker app; ``service`` is its role name (``backtest-worker`` / ``training-worker``).
+
+    ``backend_transport``, ``registration_backoff`` and ``clock`` (what the registrar measures the
+    backend's silence with) are for tests."""
     runtime = WorkerRuntime(report_initial_backoff=registration_backoff)
     cfg = settings()
     tokens = BearerTokens.from_settings(cfg)
@@ -85,11 +126,12 @@ def create_worker_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_token_configured(cfg, service)
+        worker_id = resolve_worker_id(cfg, worker_type)
         if check_dependencies is not None:
             check_dependencies()
         port = cfg.worker_port or default_port
         identity = WorkerIdentity(
-            worker_id=resolve_worker_id(cfg, worker_type),
+            worker_id=worker_id,
             worker_type=worker_type,
             service=service,
             endpoint_url=resolve_endpoint_url(cfg, port),
@@ -104,6 +146,9 @@ def create_worker_app(
             transport=backend_transport,
         )
         runtime.backend = client
+        # Results ride along only within three quarters of the body limit (the backend's, when both
+        # read the same settings): the rest of the registration and the envelope fit in the margin.
+        registration_budget = cfg.max_body_bytes * 3 // 4
 
         def registration() -> WorkerRegistration:
             return WorkerRegistration(
@@ -112,7 +157,7 @@ def create_worker_app(
                 endpoint_url=identity.endpoint_url,
                 capabilities=identity.capabilities,
                 current_operation_id=runtime.current_operation_id,
-                completed_operations=runtime.finished_reports(),
+                completed_operations=runtime.finished_reports(registration_budget),
             )
 
         registrar = Registrar(
@@ -120,6 +165,7 @@ def create_worker_app(
             registration,
             health_interval=cfg.worker_health_check_interval,
             initial_backoff=registration_backoff,
+            clock=clock,
         )
         app.state.registrar = registrar
         registering = asyncio.create_task(registrar.run(), name="worker-registration")
@@ -157,7 +203,10 @@ def create_worker_app(
     @app.get(HEALTH_PATH)
     async def health(request: Request) -> WorkerHealth:
         identity: WorkerIdentity = request.app.state.identity
-        request.app.state.registrar.health_checked()
+        # The backend's poll carries the token this worker registered with; container probes carry
+        # none. Only the backend's poll says it still knows us (without a token, any poll does).
+        if not tokens.configured or tokens.match(request.headers.get("authorization")) is not None:
+            request.app.state.registrar.health_checked()
         current = runtime.current_operation_id
         return WorkerHealth(
             healthy=True,

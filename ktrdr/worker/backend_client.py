@@ -1,4 +1,4 @@
-"""The worker's side of the calls it makes to the backend (register, look itself up, report status).
+"""The worker's side of the calls it makes to the backend (register, report status).
 
 Thin and typed: each method maps one protocol call (see :mod:`ktrdr.protocol`) to a
 result the caller can act on, and never raises for an HTTP status the protocol expects.
@@ -22,6 +22,7 @@ class Outcome(Enum):
     RETRY = "retry"  # backend unreachable, timing out, 5xx or 429: try again later
     GONE = "gone"  # 404: the backend does not know the worker or the operation
     UNAUTHORIZED = "unauthorized"  # 401/403: the backend does not accept our token (retried: it may rotate)
+    TOO_LARGE = "too_large"  # 413: the body passed the backend's limit (send less)
     REJECTED = "rejected"  # any other 4xx: retrying the same request will not help
 
 
@@ -33,6 +34,8 @@ def classify(response: httpx.Response) -> Outcome:
         return Outcome.GONE
     if status in (401, 403):
         return Outcome.UNAUTHORIZED
+    if status == 413:
+        return Outcome.TOO_LARGE
     if status >= 500 or status in (408, 425, 429):
         return Outcome.RETRY
     return Outcome.REJECTED
@@ -78,11 +81,6 @@ class BackendClient:
             "POST", "/workers/register", json=registration.model_dump(mode="json")
         )
         return outcome, _reason(response)
-
-    async def is_registered(self, worker_id: str) -> Outcome:
-        """GET /workers/{id}: OK when known, GONE when the backend forgot us, RETRY when unreachable."""
-        outcome, _ = await self._call("GET", f"/workers/{worker_id}")
-        return outcome
 
     async def report(self, report: OperationReport) -> tuple[Outcome, str]:
         """PATCH /operations/{id}/status with the operation's final report."""

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from ktrdr.jobs import CancelToken, ProgressCallback
 from ktrdr.protocol import BacktestStart, StartAccepted, WorkerType
 from ktrdr.settings import DEFAULT_PORTS, Settings
-from ktrdr.worker.app import create_worker_app, worker_runtime, worker_settings
+from ktrdr.worker.app import create_worker_app, start_strategy_operation
 from ktrdr.worker.deps_check import check_ml_dependencies
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ def backtest(
 ) -> dict[str, Any]:
     """Run the backtest of the request's (parsed) strategy (runs in the worker's compute thread)."""
     from ktrdr.backtesting.engine import BacktestConfig, run_backtest
-    from ktrdr.strategy.loader import strategy_digest
 
     config = BacktestConfig(
         strategy=strategy,
@@ -54,7 +53,7 @@ def backtest(
         progress=progress,
         cancel=cancel,
     )
-    return {**result.to_dict(), "strategy_yaml_sha256": strategy_digest(request.strategy_yaml)}
+    return result.to_dict()
 
 
 def create_app(**options: Any) -> FastAPI:
@@ -71,13 +70,7 @@ def create_app(**options: Any) -> FastAPI:
     @app.post("/backtests/start")
     async def start_backtest(body: BacktestStart, request: Request) -> StartAccepted:
         """Accept a backtest operation; 503 while another operation runs, 422 for an invalid strategy."""
-        from ktrdr.strategy.loader import parse_strategy
-
-        strategy = parse_strategy(body.strategy_yaml)
-        settings = worker_settings(request.app)
-        return worker_runtime(request.app).start(
-            body.operation_id, lambda progress, cancel: backtest(body, strategy, settings, progress, cancel)
-        )
+        return start_strategy_operation(request, body, functools.partial(backtest, body))
 
     return app
 

@@ -4,11 +4,15 @@ A worker registers in the background as soon as it starts serving, retrying with
 exponential backoff (1 s doubling to 30 s; a 503 from a backend that is starting or stopping is
 just another retry). A backend that refuses the worker's token (401) is logged as exactly that,
 at error level on every attempt, and retried the same way: the worker idles, but stays ready for
-the moment the tokens agree (a rotation finishing, a fixed secret). Afterwards it watches the
-backend's health polls: when none has arrived for more than three health intervals it asks the
-backend whether it still knows this worker, and registers again on a 404 (the backend restarted
-or dropped it), carrying its current operation and its finished operations so the backend can
-reconcile them.
+the moment the tokens agree (a rotation finishing, a fixed secret). A registration too large for
+the backend (413) goes again at once without results (the backend fetches those).
+
+Afterwards it watches the backend's health polls (with a token configured, only a ``GET /health``
+that carries a valid token counts: container probes carry none). When none has arrived for more
+than three health intervals it registers again, carrying its current operation and its finished
+operations so the backend can reconcile them: the backend restarted and forgot it, removed it
+after a silence, or holds it with a token it no longer accepts (docs/deploy.md, "Rotating the
+token"). Registering is idempotent, so a backend that was only slow loses nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from collections.abc import Callable
 
 import structlog
 
+from ktrdr.errors import ConfigurationError, InvalidNameError
+from ktrdr.names import WORKER_ID, check_name
 from ktrdr.protocol import WorkerRegistration, WorkerType
 from ktrdr.settings import Settings
 from ktrdr.worker.backend_client import BackendClient, Outcome
@@ -37,7 +43,13 @@ def default_worker_id(worker_type: WorkerType, hostname: str | None = None) -> s
 
 
 def resolve_worker_id(settings: Settings, worker_type: WorkerType) -> str:
-    return settings.worker_id or default_worker_id(worker_type)
+    """KTRDR_WORKER_ID when set (ConfigurationError unless the backend would take it), else a default."""
+    if not settings.worker_id:
+        return default_worker_id(worker_type)
+    try:
+        return check_name(settings.worker_id, WORKER_ID, field="KTRDR_WORKER_ID")
+    except InvalidNameError as exc:
+        raise ConfigurationError(f"KTRDR_WORKER_ID: {exc.message}", details=exc.details) from exc
 
 
 def resolve_endpoint_url(settings: Settings, port: int) -> str:
@@ -68,22 +80,25 @@ class Registrar:
         health_interval: float,
         initial_backoff: float = 1.0,
         max_backoff: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._registration = registration
         self._health_interval = health_interval
         self._delay = backoff_delays(initial_backoff, max_backoff)
+        self._clock = clock
         self.registered = asyncio.Event()
         self.registrations = 0
-        self._last_contact = time.monotonic()
+        self._last_polled = clock()
 
     def health_checked(self) -> None:
-        """Called on every GET /health: the backend is polling us, so it knows us."""
-        self._last_contact = time.monotonic()
+        """The backend polled us (the health route calls this only for the backend's own poll)."""
+        self._last_polled = self._clock()
 
     @property
     def silent_for(self) -> float:
-        return time.monotonic() - self._last_contact
+        """Seconds since the backend last polled us (or accepted our registration)."""
+        return self._clock() - self._last_polled
 
     async def register(self) -> None:
         """Register, retrying until the backend accepts (never gives up: a worker without a backend idles)."""
@@ -91,9 +106,20 @@ class Registrar:
         while True:
             payload = self._registration()
             outcome, reason = await self._client.register(payload)
+            if outcome is Outcome.TOO_LARGE and any(
+                r.result is not None for r in payload.completed_operations
+            ):
+                # The backend's limit is below what this worker budgets for: statuses only, at once.
+                log.warning("worker.registration_too_large", reason=reason, note="sent again without results")
+                payload = payload.model_copy(
+                    update={
+                        "completed_operations": [r.without_result() for r in payload.completed_operations]
+                    }
+                )
+                outcome, reason = await self._client.register(payload)
             if outcome is Outcome.OK:
                 self.registrations += 1
-                self._last_contact = time.monotonic()
+                self._last_polled = self._clock()
                 self.registered.set()
                 log.info(
                     "worker.registered",
@@ -121,20 +147,23 @@ class Registrar:
             attempt += 1
             await asyncio.sleep(wait)
 
+    async def keep_registered(self) -> bool:
+        """Register again when the backend has not polled us for more than three health intervals;
+        True when it did."""
+        if self.silent_for <= 3 * self._health_interval:
+            return False
+        log.warning(
+            "worker.not_polled",
+            silent_for_s=round(self.silent_for, 1),
+            note="registering again: the backend restarted, forgot this worker or cannot call it",
+        )
+        self.registered.clear()
+        await self.register()
+        return True
+
     async def run(self) -> None:
-        """Register, then re-register whenever the backend has forgotten us. Runs until cancelled."""
+        """Register, then keep registered (:meth:`keep_registered` every interval). Runs until cancelled."""
         await self.register()
         while True:
             await asyncio.sleep(self._health_interval)
-            if self.silent_for <= 3 * self._health_interval:
-                continue
-            worker_id = self._registration().worker_id
-            outcome = await self._client.is_registered(worker_id)
-            if outcome is Outcome.GONE:
-                silent = round(self.silent_for, 1)
-                log.warning("worker.forgotten_by_backend", worker_id=worker_id, silent_for_s=silent)
-                self.registered.clear()
-                await self.register()
-            elif outcome is Outcome.OK:
-                # Known but not polled (a slow backend): nothing to repair; don't ask again at once.
-                self._last_contact = time.monotonic()
+            await self.keep_registered()

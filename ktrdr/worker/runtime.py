@@ -5,9 +5,11 @@ the event loop keeps answering health polls and progress requests while a model 
 thread is a daemon (rather than ``asyncio.to_thread``'s pool) so that compute that ignores its
 cancel token can never keep a stopping worker alive past its shutdown budget.
 
-When an operation ends, its final report is pushed to the backend (PATCH, retried with backoff)
-and kept: a worker that re-registers sends its recent finished operations along, which is how a
-backend that restarted mid-operation learns what happened while it was down.
+Numbers that are not finite in a progress report or a result (a diverged training's NaN loss) are
+kept as null: the wire refuses them, and the report must still arrive. When an operation ends, its
+final report is pushed to the backend (PATCH, retried with backoff) and kept: a worker that
+re-registers sends its recent finished operations along, which is how a backend that restarted
+mid-operation learns what happened while it was down.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import structlog
 
 from ktrdr.errors import KtrdrError, OperationNotFoundError, ServiceUnavailableError
 from ktrdr.jobs import CancelToken, OperationCancelled, Progress, ProgressCallback
+from ktrdr.names import finite_json
 from ktrdr.protocol import OperationReport, OperationStatus, ProgressModel, StartAccepted
 from ktrdr.worker.backend_client import BackendClient, Outcome
 from ktrdr.worker.registration import backoff_delays
@@ -109,17 +112,28 @@ class WorkerRuntime:
     def reports(self) -> list[OperationReport]:
         return list(reversed(self._reports.values()))
 
-    def finished_reports(self) -> list[OperationReport]:
+    def finished_reports(self, budget_bytes: int | None = None) -> list[OperationReport]:
         """Recent finished operations, newest first, for the registration payload.
 
-        A report the backend has acknowledged travels without its result: the backend stored it
-        already, and a result can take most of the backend's request-body limit (a backtest's
-        curves and trades), so twenty of them would get the registration refused.
+        Every one carries its final status; results travel only while the backend has not
+        acknowledged them (it stored the others) and only while the reports together stay within
+        ``budget_bytes`` of JSON. A result can take most of the backend's request-body limit (a
+        backtest's curves and trades), so two would get the registration refused; a completed
+        report without its result is one the backend fetches whole from this worker (GET).
         """
         done = [r for r in self.reports() if r.status.is_terminal][:REPORTED_ON_REGISTRATION]
-        return [
-            r if r.operation_id in self._unreported else r.model_copy(update={"result": None}) for r in done
-        ]
+        carried: list[OperationReport] = []
+        used = 0
+        for report in done:
+            status_only = report.without_result()
+            size = len(status_only.model_dump_json())
+            if report.operation_id in self._unreported and report.result is not None:
+                whole = len(report.model_dump_json())
+                if budget_bytes is None or used + whole <= budget_bytes:
+                    status_only, size = report, whole
+            carried.append(status_only)
+            used += size
+        return carried
 
     @property
     def unreported(self) -> set[str]:
@@ -190,7 +204,11 @@ class WorkerRuntime:
         op_id = running.report.operation_id
 
         def progress(p: Progress) -> None:
-            running.report.progress = ProgressModel(**p.to_dict())
+            # The wire refuses NaN and the infinities (a diverged training's losses): send them as null.
+            values = finite_json(p.to_dict())
+            if values["percentage"] is None:
+                values["percentage"] = running.report.progress.percentage
+            running.report.progress = ProgressModel(**values)
 
         try:
             result = await run_in_daemon_thread(lambda: compute(progress, running.cancel), name=f"op-{op_id}")
@@ -221,7 +239,7 @@ class WorkerRuntime:
         if status is OperationStatus.COMPLETED:
             report.progress = report.progress.model_copy(update={"percentage": 100.0})
         report.status = status
-        report.result = result
+        report.result = finite_json(result)
         report.error_message = error
         report.completed_at = _now()
         if self._current is running:
@@ -233,12 +251,16 @@ class WorkerRuntime:
         push.add_done_callback(self._pushes.discard)
 
     async def _push(self, report: OperationReport) -> None:
-        """PATCH the final status to the backend until it acknowledges (or says it has no such operation)."""
+        """PATCH the final status to the backend until it acknowledges (or says it has no such operation).
+
+        A report too large for the backend (413) goes again at once as its status alone: the
+        backend then fetches the result from this worker."""
         for attempt in range(self._report_attempts):
-            if self.backend is None:
-                outcome, reason = Outcome.RETRY, "no backend configured yet"
-            else:
-                outcome, reason = await self.backend.report(report)
+            outcome, reason = await self._send(report)
+            if outcome is Outcome.TOO_LARGE and report.result is not None:
+                log.warning("operation.report_too_large", operation_id=report.operation_id, reason=reason)
+                report = report.without_result()
+                outcome, reason = await self._send(report)
             if outcome not in (Outcome.RETRY, Outcome.UNAUTHORIZED):
                 self._unreported.discard(report.operation_id)
                 if outcome is not Outcome.OK:
@@ -248,3 +270,8 @@ class WorkerRuntime:
         log.warning(
             "operation.report_gave_up", operation_id=report.operation_id, note="sent again on re-registration"
         )
+
+    async def _send(self, report: OperationReport) -> tuple[Outcome, str]:
+        if self.backend is None:
+            return Outcome.RETRY, "no backend configured yet"
+        return await self.backend.report(report)

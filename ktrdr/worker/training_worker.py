@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from ktrdr.jobs import CancelToken, ProgressCallback
 from ktrdr.protocol import StartAccepted, TrainingStart, WorkerType
 from ktrdr.settings import DEFAULT_PORTS, Settings
-from ktrdr.worker.app import create_worker_app, worker_runtime, worker_settings
+from ktrdr.worker.app import create_worker_app, start_strategy_operation
 from ktrdr.worker.deps_check import check_ml_dependencies
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ def train(
     cancel: CancelToken,
 ) -> dict[str, Any]:
     """Apply the request's overrides to the parsed strategy and train it (in the worker's compute thread)."""
-    from ktrdr.strategy.loader import strategy_digest
     from ktrdr.training.device import best_device
     from ktrdr.training.trainer import train_strategy
 
@@ -58,7 +57,7 @@ def train(
         cancel=cancel,
         device=best_device(),
     )
-    return {**result.to_dict(), "strategy_yaml_sha256": strategy_digest(request.strategy_yaml)}
+    return result.to_dict()
 
 
 def create_app(**options: Any) -> FastAPI:
@@ -75,14 +74,7 @@ def create_app(**options: Any) -> FastAPI:
     @app.post("/training/start")
     async def start_training(body: TrainingStart, request: Request) -> StartAccepted:
         """Accept a training operation; 503 while another operation runs, 422 for an invalid strategy."""
-        from ktrdr.strategy.loader import parse_strategy
-
-        # a bad strategy is a 422 now, not a failed operation later
-        strategy = parse_strategy(body.strategy_yaml)
-        settings = worker_settings(request.app)
-        return worker_runtime(request.app).start(
-            body.operation_id, lambda progress, cancel: train(body, strategy, settings, progress, cancel)
-        )
+        return start_strategy_operation(request, body, functools.partial(train, body))
 
     return app
 

@@ -129,6 +129,16 @@ async def test_unknown_route_and_wrong_method_use_the_envelope(backend: Harness)
     assert_envelope(await backend.client.get("/api/v1/operations/op_missing"), 404, "OPERATION_NOT_FOUND")
 
 
+@pytest.mark.parametrize("collection", ["operations", "workers", "strategies"])
+async def test_a_trailing_slash_redirects_to_the_list(backend: Harness, collection: str) -> None:
+    # An empty name is not a name: the one-item route must not match "/operations/".
+    answer = await backend.client.get(f"/api/v1/{collection}/")
+    assert answer.status_code == 307, answer.text
+    assert answer.headers["location"].endswith(f"/api/v1/{collection}")
+    followed = await backend.client.get(f"/api/v1/{collection}/", follow_redirects=True)
+    assert followed.status_code == 200, followed.text
+
+
 async def test_wrong_content_type_is_415(backend: Harness) -> None:
     seed_dataset(backend.settings.data_dir)
     form = await backend.client.post("/api/v1/trainings/start", data={"strategy_name": "rsi_macd_trend"})
@@ -190,6 +200,15 @@ async def test_token_guards_mutations_but_not_reads(start_backend: StartBackend)
 async def test_production_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path, env="production"))
     with pytest.raises(ConfigurationError, match="KTRDR_API_TOKEN"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert not (tmp_path / "ktrdr.db").exists()
+
+
+@pytest.mark.parametrize("token", ["tökén", "two words", "tab\there", "nul\x00"])
+async def test_a_token_no_header_can_carry_is_refused_at_start_up(tmp_path: Path, token: str) -> None:
+    app = create_app(make_settings(tmp_path, api_token=SecretStr(token)))
+    with pytest.raises(ConfigurationError, match="KTRDR_API_TOKEN holds a character"):
         async with app.router.lifespan_context(app):
             pass
     assert not (tmp_path / "ktrdr.db").exists()

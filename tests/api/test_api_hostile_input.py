@@ -4,10 +4,12 @@ For each field that names something on disk or in the store, every value of
 tests/hostile_text.py is answered 400 INVALID_NAME in the envelope, naming that field, and
 leaves the data directory and the database as they were. Free text that is stored (a cancel
 reason, a worker's report and registration) is refused with 422 when it holds a NUL byte or a
-lone surrogate. Never a 5xx. The backend runs with a free worker of each type, so a start that
-slipped through would really create and dispatch an operation, and with one running operation,
-so a report or a cancel that slipped through would really change it. On SQLite, and on
-PostgreSQL (which refuses NUL in text) where the local server answers.
+lone surrogate, and a JSON object (a report's result or progress, a registration's capabilities)
+when it holds a number JSON cannot spell (NaN, Infinity). Never a 5xx. The backend runs with a
+free worker of each type, so a start that slipped through would really create and dispatch an
+operation, and with one running operation, so a report or a cancel that slipped through would
+really change it. On SQLite, and on PostgreSQL (which refuses NUL in text and non-finite numbers
+in JSON) where the local server answers.
 """
 
 from __future__ import annotations
@@ -35,7 +37,16 @@ from tests.control.backend_fixtures import (
     serve_in_thread,
 )
 from tests.control.fake_worker import FakeWorker, FakeWorkerPool
-from tests.hostile_text import HOSTILE, STRATEGY_SPOTS, hostile_names, hostile_text, in_url, strategy_with
+from tests.hostile_text import (
+    HOSTILE,
+    STRATEGY_SPOTS,
+    hostile_names,
+    hostile_text,
+    in_url,
+    non_finite_numbers,
+    strategy_with,
+    unstorable_json_values,
+)
 
 JSON = {"content-type": "application/json"}
 
@@ -115,7 +126,7 @@ class NameField:
     field: str  # as the error's details.field names it
     send: Callable[[Served, str], httpx.Response]
     in_url: bool = False
-    last_segment: bool = False  # a "/" or "" here would name another URL (the field before it)
+    last_segment: bool = False  # a "/" here would name another URL (the field before it)
 
 
 def _start(kind: str, field: str, **base: Any) -> Callable[[Served, str], httpx.Response]:
@@ -242,8 +253,10 @@ def test_hostile_names_are_400_naming_the_field_and_change_nothing(
     served: Served, case: NameField, data: st.DataObject
 ) -> None:
     value = data.draw(hostile_names(surrogates=not case.in_url), label="value")
-    if case.last_segment and (not value or "/" in value):
-        value = value.replace("/", "\\") or "\\"  # still hostile, and still in this segment
+    if case.in_url and not value:
+        value = "\\"  # an empty segment names another URL ("/operations/" redirects to the list)
+    if case.last_segment and "/" in value:
+        value = value.replace("/", "\\")  # still hostile, and still in this segment
     error = assert_refused(case.send(served, value), 400, "INVALID_NAME")
     assert error["details"]["field"] == case.field, error
     assert snapshot(served) == served.baseline
@@ -309,6 +322,64 @@ def test_text_a_store_cannot_take_is_422_and_changes_nothing(
     assert snapshot(served) == served.baseline
 
 
+@dataclass(frozen=True)
+class JsonField:
+    route: str
+    loc: list[str]
+    send: Callable[[Served, Any], httpx.Response]
+    values: Callable[[], st.SearchStrategy[Any]] = unstorable_json_values
+
+
+# A worker's report and registration: where a diverged training's NaN loss would travel.
+JSON_FIELDS = [
+    JsonField(
+        "PATCH status result",
+        ["body", "result"],
+        _report_with(lambda v: {"result": {"metrics": {"loss": v}}}),
+    ),
+    JsonField(
+        "PATCH status progress.context",
+        ["body", "progress", "context"],
+        _report_with(lambda v: {"progress": {"context": {"val_loss": v}}}),
+    ),
+    JsonField(
+        "PATCH status progress.percentage",
+        ["body", "progress", "percentage"],
+        _report_with(lambda v: {"progress": {"percentage": v}}),
+        non_finite_numbers,
+    ),
+    JsonField(
+        "POST /workers/register capabilities",
+        ["body", "capabilities"],
+        _register(lambda v: {"capabilities": {"gpu": v}}),
+    ),
+    JsonField(
+        "POST /workers/register completed result",
+        ["body", "completed_operations", "0", "result"],
+        _register(
+            lambda v: {
+                "completed_operations": [
+                    {"operation_id": "op_done", "status": "completed", "result": {"x": v}}
+                ]
+            }
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", JSON_FIELDS, ids=lambda c: c.route)
+@HOSTILE
+@given(data=st.data())
+def test_json_a_store_cannot_take_is_422_and_changes_nothing(
+    served: Served, case: JsonField, data: st.DataObject
+) -> None:
+    """NaN and the infinities too: JSON has no spelling for them, and PostgreSQL's JSON refuses them."""
+    value = data.draw(case.values(), label="value")
+    error = assert_refused(case.send(served, value), 422, "VALIDATION_ERROR")
+    assert case.loc in [e["loc"][: len(case.loc)] for e in error["details"]["errors"]], error
+    assert snapshot(served) == served.baseline
+
+
 # --- inside a strategy document ------------------------------------------------------------------------
 
 
@@ -333,13 +404,21 @@ def test_hostile_text_inside_a_strategy_document_is_judged_never_a_server_error(
     assert snapshot(served) == served.baseline
 
 
-# Last in the module: it changes the state every test above compares with.
 def test_the_fixture_really_dispatches_and_records(served: Served) -> None:
-    """The properties above are meaningful: valid requests of the same shapes do change the state."""
+    """The properties above are meaningful: valid requests of the same shapes do change the state.
+
+    Wherever it runs in the module: it frees the worker it used again and takes a new baseline, so
+    the tests after it still compare with the state they start from."""
     assert snapshot(served) == served.baseline
-    started = served.client.post(
-        "/api/v1/backtests/start",
-        json={"strategy_name": "rsi_macd_trend", "model_path": "rsi_macd_trend/1h_v1"},
-    )
-    assert started.status_code == 200, started.text
-    assert snapshot(served) != served.baseline
+    try:
+        started = served.client.post(
+            "/api/v1/backtests/start",
+            json={"strategy_name": "rsi_macd_trend", "model_path": "rsi_macd_trend/1h_v1"},
+        )
+        assert started.status_code == 200, started.text
+        assert snapshot(served) != served.baseline
+        cancelled = served.client.delete(f"/api/v1/operations/{started.json()['operation_id']}")
+        assert cancelled.json()["data"]["status"] == "cancelled"
+    finally:
+        served.tester.current = None  # free for the next start, whatever happened above
+        served.baseline = snapshot(served)

@@ -243,7 +243,7 @@ def test_no_future_bar_changes_an_earlier_decision(frame_model, cut: int, seed: 
 def test_a_squeeze_that_wipes_the_account_out_is_said_plainly(frame_model) -> None:
     costs = Costs(initial_capital=10_000)
     calm = backtest_frame(STRATEGY, BARS, frame_model, costs)
-    assert not calm.simulation.wiped_out and calm.to_dict()["wiped_out"] is False
+    assert calm.simulation.wiped_out_bar is None and calm.to_dict()["wiped_out"] is False
     entry = next(t.entry_bar for t in calm.simulation.trades if t.side == "short")
     # From the bar after the short's entry every price is four times higher: whether it is still
     # held at that bar's close or covered at its open, the account ends at that bar.

@@ -289,7 +289,7 @@ any_run = st.one_of(runs(), squeezes())
 def test_every_run_keeps_the_ledger_invariants(run) -> None:
     open_, close, _, orders, costs, _ = run
     sim = simulate(orders, open_, close, list(range(open_.size)), costs)
-    event("wiped out" if sim.wiped_out else "not wiped out")
+    event("not wiped out" if sim.wiped_out_bar is None else "wiped out")
     assert ledger_violations(sim, orders, close, costs) == []
 
 
@@ -311,7 +311,7 @@ def test_a_buy_from_flat_opens_a_long_and_a_sell_a_short_when_shorts_are_allowed
         assert trade.side == {BUY: "long", SELL: "short"}[int(decided)]
     if not rules.allow_short:
         assert all(t.side == "long" for t in sim.trades)
-        assert not sim.wiped_out  # a long cannot lose more than it holds
+        assert sim.wiped_out_bar is None  # a long cannot lose more than it holds
 
 
 def test_the_issues_squeeze_wipes_the_account_out_and_nothing_trades_after() -> None:
@@ -325,7 +325,7 @@ def test_the_issues_squeeze_wipes_the_account_out_and_nothing_trades_after() -> 
     costs = Costs(1000.0, 0.0, 0.0, 1.0)
     sim = simulate(orders, p, p, list(range(6)), costs)
     assert list(sim.equity) == [1000.0, 1000.0, -1000.0, -1000.0, -1000.0, -1000.0]
-    assert sim.wiped_out and sim.wiped_out_bar == 2 and sim.fills == 2
+    assert sim.wiped_out_bar == 2 and sim.fills == 2
     (trade,) = sim.trades
     assert (trade.side, trade.quantity, trade.net_pnl, trade.exit_reason) == (
         "short",

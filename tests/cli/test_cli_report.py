@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +50,26 @@ def test_ops_report_writes_one_html_file_for_a_backtest_and_a_training(tmp_path:
     assert page.startswith("<!DOCTYPE html>") and 'id="backtest-chart"' in page
     assert 'id="confusion-matrix"' in (tmp_path / "t.html").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.html", "t.html"]  # no temporary left
+
+
+@needs_plotly
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_the_report_file_gets_the_mode_the_umask_gives_any_new_file(tmp_path: Path, umask: int) -> None:
+    backtest = operation("backtesting", backtest_result(points=20, trades=2))
+    previous = os.umask(umask)
+    try:
+        with scripted_server(routes_for(backtest)) as (base, _):
+            done = run(
+                "--url", f"{base}/api/v1", "ops", "report", "op_backtesting", "-o", str(tmp_path / "b.html")
+            )
+        (tmp_path / "plain").touch()
+    finally:
+        os.umask(previous)
+    assert done.exit_code == 0, done.output
+    assert stat.S_IMODE((tmp_path / "b.html").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "b.html").stat().st_mode) == stat.S_IMODE(
+        (tmp_path / "plain").stat().st_mode
+    )
 
 
 @needs_plotly

@@ -157,6 +157,33 @@ async def _reregistration_settles(backend: Harness) -> None:
     assert "registered again without operation" in operation["error_message"]
 
 
+async def test_a_finished_operation_registered_without_its_result_gets_it_from_the_worker(
+    start_backend: StartBackend,
+) -> None:
+    """A worker leaves out results that do not fit its registration: the backend pulls the whole
+    report from the worker, at once (the monitor's 60 s interval is no part of it)."""
+    async with start_backend(worker_health_check_interval=60.0) as backend:
+        worker, op_id = await _start_training(backend)
+        report = worker.finish(op_id, OperationStatus.COMPLETED, result={"curves": [1, 2, 3]})
+        slim = report.model_copy(update={"result": None}).model_dump(mode="json")
+        assert (await backend.register(worker, completed_operations=[slim])).status_code == 200
+        operation = await _operation(backend, op_id)
+        assert (operation["status"], operation["result"]) == ("completed", {"curves": [1, 2, 3]})
+        assert ("GET", f"/api/v1/operations/{op_id}") in {(m, p) for m, p, _ in worker.authorizations}
+
+
+async def test_a_result_the_worker_cannot_give_yet_leaves_the_operation_to_reconciliation(
+    start_backend: StartBackend,
+) -> None:
+    async with start_backend(worker_health_check_interval=60.0) as backend:
+        worker, op_id = await _start_training(backend)
+        report = worker.finish(op_id, OperationStatus.COMPLETED, result={"n": 1})
+        slim = report.model_copy(update={"result": None}).model_dump(mode="json")
+        worker.alive = False  # registered, but unreachable when the backend asks for the result
+        assert (await backend.register(worker, completed_operations=[slim])).status_code == 200
+        assert (await _operation(backend, op_id))["status"] == "running"  # neither settled empty nor failed
+
+
 async def test_list_filters_and_paginates_newest_first(backend: Harness) -> None:
     _worker, first = await _start_training(backend)
     await backend.client.delete(f"/api/v1/operations/{first}")

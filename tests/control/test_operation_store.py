@@ -28,7 +28,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def test_migrations_apply_idempotently_and_match_the_tables(db_url: str) -> None:
     upgrade_database(db_url)
     upgrade_database(db_url)
-    assert current_revision(db_url) == "0001"
+    assert current_revision(db_url) == "0002"
 
     async def columns() -> dict[str, set[str]]:
         from sqlalchemy import inspect

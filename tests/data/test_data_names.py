@@ -44,3 +44,6 @@ def test_dataset_filename_round_trips():
     assert parse_dataset_filename("BTC_USD_4h.csv") == ("BTC_USD", "4h")
     assert parse_dataset_filename("notes.txt") is None
     assert parse_dataset_filename("EURUSD_2h.csv") is None
+    # A store file names its symbol as the store writes it: upper case, ASCII, nothing else.
+    for foreign in ("eurusd_1h.csv", "EurUsd_1h.csv", "STRAẞE_1h.csv", "_1h.csv", "..%2F_1h.csv"):
+        assert parse_dataset_filename(foreign) is None, foreign

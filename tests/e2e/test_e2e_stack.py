@@ -109,6 +109,11 @@ def test_workers_answer_only_the_token_except_for_health(stack, api):
         assert httpx.get(f"{worker_url}/api/v1/operations", headers=AUTH, timeout=5).status_code == 200
     # ...and the backend, which holds the same token, still reaches both of them.
     assert {w["status"] for w in api.get("/workers").json()} == {"available"}
+    # Its polls carry the token, so the workers tell them from the probes above (and the
+    # healthchecks): none has gone unpolled long enough to register again.
+    for role in ("training-worker", "backtest-worker"):
+        log = (stack.log_dir / f"{role}.log").read_text(errors="replace")
+        assert "worker.registered" in log and "worker.not_polled" not in log, log[-3000:]
 
 
 def test_a_worker_with_a_wrong_token_says_so_and_keeps_retrying(stack, api, tmp_path):

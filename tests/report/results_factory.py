@@ -13,6 +13,8 @@ import datetime as dt
 import math
 from typing import Any
 
+from hypothesis import strategies as st
+
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 PEAK_AT, TROUGH_AT = 0.3, 0.7
 # The traces the report draws for these results, in order.
@@ -200,3 +202,34 @@ def operation(kind: str, result: dict[str, Any] | None, status: str = "completed
         "params": {},
         "result": result,
     }
+
+
+# --- damaged results, for the property tests of every renderer ------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@st.composite
+def damaged_operations(draw: st.DrawFn) -> dict[str, Any]:
+    """A stored operation whose result has sections, fields or single points replaced: by anything
+    JSON holds (huge numbers, NaN and infinities included), or by a neighbour's value (equal
+    timestamps, a flat line)."""
+    kind = draw(st.sampled_from(["backtesting", "training"]))
+    result = backtest_result(points=30, trades=3) if kind == "backtesting" else training_result(6, 3)
+    for key in draw(st.lists(st.sampled_from(sorted(result)), max_size=4)):
+        section = result[key]
+        if isinstance(section, dict) and section and draw(st.booleans()):
+            name = draw(st.sampled_from(sorted(section)))
+            values = section[name]
+            if isinstance(values, list) and values and draw(st.booleans()):
+                at = draw(st.integers(min_value=1, max_value=len(values))) - 1
+                values[at] = values[at - 1] if at and draw(st.booleans()) else draw(json_values)
+            else:
+                section[name] = draw(json_values)
+        else:
+            result[key] = draw(json_values)
+    return operation(kind, result, status=draw(st.sampled_from(["completed", "failed"])))

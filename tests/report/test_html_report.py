@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from results_factory import (
     BACKTEST_TRACES,
     TRAINING_TRACES,
     backtest_result,
+    damaged_operations,
     older_backtest_result,
     older_training_result,
     operation,
@@ -147,26 +147,6 @@ def test_without_the_extra_the_report_says_what_to_install(monkeypatch) -> None:
         MissingDependencyError, match=r"the HTML report needs the 'report' extra .*ktrdr\[report\]"
     ):
         operation_report(operation("backtesting", backtest_result(points=20, trades=1)))
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=12,
-)
-
-
-@st.composite
-def damaged_operations(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["backtesting", "training"]))
-    result = backtest_result(points=30, trades=3) if kind == "backtesting" else training_result(6, 3)
-    for key in draw(st.lists(st.sampled_from(sorted(result)), max_size=4)):
-        section = result[key]
-        if isinstance(section, dict) and section and draw(st.booleans()):
-            section[draw(st.sampled_from(sorted(section)))] = draw(json_values)
-        else:
-            result[key] = draw(json_values)
-    return operation(kind, result, status=draw(st.sampled_from(["completed", "failed"])))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

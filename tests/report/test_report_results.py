@@ -71,6 +71,10 @@ def test_a_training_of_this_version_has_its_history_and_confusion_matrix() -> No
     assert confusion_matrix(result) == [[106, 122, 36], [38, 615, 188], [22, 181, 487]]
     older = older_training_result()
     assert training_history(older) is None and confusion_matrix(older) is None
+    for curve in ("epoch", "val_loss"):
+        broken = training_result(epochs=6, best=3)
+        broken["history"][curve].pop()  # one short: the epochs and the curve no longer line up
+        assert training_history(broken) is None
 
 
 def test_a_confusion_matrix_must_be_three_by_three_counts() -> None:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import sys
+from typing import Any
 
 import pytest
-from results_factory import PEAK_AT, TROUGH_AT, backtest_result, older_backtest_result
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from results_factory import (
+    PEAK_AT,
+    START,
+    TROUGH_AT,
+    backtest_result,
+    damaged_operations,
+    older_backtest_result,
+)
 from rich.console import Console
 
 from ktrdr.errors import MissingDependencyError
@@ -143,3 +154,80 @@ def test_without_the_extra_a_terminal_gets_the_text_and_says_what_to_install(mon
 def test_too_small_a_chart_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 40 x 13"):
         backtest_chart(backtest_curves(backtest_result()), width=39, height=20)
+
+
+def terminal(width: int = 100) -> Console:
+    return Console(file=io.StringIO(), width=width, height=40, force_terminal=True, color_system=None)
+
+
+def printed(result: dict[str, Any], width: int = 100) -> list[str]:
+    """What ``ops show`` prints for ``result`` on a terminal ``width`` wide (a chart fits it), after
+    checking that a pipe gets it too."""
+    shown = []
+    for console in (terminal(width), Console(file=io.StringIO(), width=width, force_terminal=False)):
+        print_backtest_chart(console, result)
+        lines = console.file.getvalue().splitlines()
+        if any(is_dot(c) for line in lines for c in line):
+            assert all(len(line) <= width for line in lines), lines
+        shown.append(lines)
+    return shown[0]
+
+
+@pytest.mark.parametrize(
+    ("equity", "same_time"),
+    [
+        ([100.0, 110.0, 105.0], True),  # every point at one time (a run of one bar, or damaged)
+        ([1e308, -1e308, 0.0], False),  # a span no float holds
+        ([100.0, float("inf"), 90.0], False),
+        ([float("nan")] * 3, False),
+    ],
+)
+def test_a_degenerate_curve_gives_the_chart_or_its_text_never_an_error(
+    equity: list[float], same_time: bool
+) -> None:
+    times = [START if same_time else START + dt.timedelta(hours=h) for h in range(3)]
+    result = {
+        "curves": {
+            "timestamps": [t.isoformat() for t in times],
+            "equity": equity,
+            "drawdown": [0.0, 0.1, 0.0],
+        }
+    }
+    assert printed(result)
+
+
+def _points(draw: st.DrawFn, n: int) -> list[float | None]:
+    value = st.none() | st.floats() | st.floats(min_value=-1e6, max_value=1e6)
+    return draw(st.lists(value, min_size=n, max_size=n))
+
+
+@st.composite
+def any_curves(draw: st.DrawFn) -> dict[str, Any]:
+    """Curves on an ordered time axis that may stand still (equal times), with any floats."""
+    n = draw(st.integers(min_value=1, max_value=12))
+    steps = draw(st.lists(st.integers(min_value=0, max_value=3), min_size=n, max_size=n))
+    times = [START + dt.timedelta(hours=sum(steps[: i + 1])) for i in range(n)]
+    curves = {
+        "timestamps": [t.isoformat() for t in times],
+        "equity": _points(draw, n),
+        "drawdown": _points(draw, n),
+    }
+    if draw(st.booleans()):
+        curves["buy_and_hold"] = _points(draw, n)
+    return {"curves": curves}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(result=any_curves(), width=st.integers(min_value=20, max_value=160))
+@example(
+    result={"curves": {"timestamps": [START.isoformat()] * 2, "equity": [1.0, 2.0], "drawdown": [0.0, 0.0]}},
+    width=80,
+)
+def test_any_curve_gives_the_chart_or_its_text_never_an_error(result: dict[str, Any], width: int) -> None:
+    printed(result, width)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged_operations())
+def test_any_damaged_result_gives_the_chart_or_its_text_never_an_error(op: dict[str, Any]) -> None:
+    printed(op["result"])

@@ -156,6 +156,17 @@ def test_huge_and_alias_bomb_documents_are_rejected():
     assert "more than" in exc.value.message
 
 
+@pytest.mark.parametrize("number", [".nan", ".inf", "-.inf", ".NaN"])
+def test_a_number_json_cannot_spell_makes_the_document_invalid(number):
+    """YAML spells NaN and the infinities; no result, response or store could carry them."""
+    text = (bundled_strategies_dir() / "rsi_macd_trend.yaml").read_text()
+    text = text.replace("[0, 25, 45]", f"[{number}, 25, 45]", 1)
+    assert number in text
+    with pytest.raises(StrategyValidationError) as exc:
+        parse_strategy(text)
+    assert "holds a number that is not finite" in exc.value.message
+
+
 def test_bundled_strategies_are_valid_and_listed():
     listed = list_strategies(None)
     names = [s.name for s in listed]

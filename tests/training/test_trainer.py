@@ -18,7 +18,7 @@ from ktrdr.jobs import CancelToken, OperationCancelled, Progress  # noqa: E402
 from ktrdr.strategy.loader import get_strategy  # noqa: E402
 from ktrdr.strategy.schema import StrategyConfig  # noqa: E402
 from ktrdr.training.model_storage import list_models, read_model_metadata  # noqa: E402
-from ktrdr.training.trainer import TrainingResult, class_weights, train_strategy  # noqa: E402
+from ktrdr.training.trainer import TrainingResult, class_weights, evaluate, train_strategy  # noqa: E402
 
 
 def _strategy(epochs: int = 12) -> StrategyConfig:
@@ -170,3 +170,18 @@ def test_class_weights_balance_the_classes() -> None:
     weights = class_weights(np.array([0, 0, 0, 1, 2, 2])).tolist()
     assert weights == pytest.approx([6 / 9, 6 / 3, 6 / 6])
     assert class_weights(np.array([1, 1, 2])).tolist() == pytest.approx([0.0, 0.75, 1.5])
+
+
+def test_a_split_of_classes_absent_from_training_has_no_loss_rather_than_nan() -> None:
+    """The loss is weighted by the training split's classes; a split holding only classes that
+    training never saw carries no weight at all, so its loss is undefined: None, never NaN."""
+    torch.manual_seed(0)
+    network = torch.nn.Linear(4, 3)
+    weights = class_weights(np.array([1, 1, 2]))  # BUY (0) never seen in training: weight 0
+    only_buys = (np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32), np.zeros(8, dtype=np.int64))
+    metrics = evaluate(network, only_buys, weights, majority_class=1, device="cpu")
+    assert metrics["loss"] is None
+    assert metrics["samples"] == 8 and 0.0 <= metrics["accuracy"] <= 1.0
+    json.dumps(metrics, allow_nan=False)
+    mixed = (only_buys[0], np.array([0, 1, 2, 0, 1, 2, 0, 1]))
+    assert evaluate(network, mixed, weights, majority_class=1, device="cpu")["loss"] > 0

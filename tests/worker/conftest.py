@@ -13,6 +13,7 @@ from worker_harness import (
     START_PATHS,
     Compute,
     FakeBackend,
+    FakeClock,
     LiveWorker,
     WorkerHarness,
     create_worker,
@@ -30,7 +31,9 @@ from tests.control.backend_fixtures import serve_in_thread
 def make_worker() -> Iterator[Callable[..., WorkerHarness]]:
     clients: list[TestClient] = []
 
-    def make(backend: FakeBackend | None = None, **settings: Any) -> WorkerHarness:
+    def make(
+        backend: FakeBackend | None = None, clock: FakeClock | None = None, **settings: Any
+    ) -> WorkerHarness:
         backend = backend or FakeBackend()
         compute = Compute()
         cfg = Settings(
@@ -47,6 +50,7 @@ def make_worker() -> Iterator[Callable[..., WorkerHarness]]:
             settings=lambda: cfg,
             backend_transport=httpx.MockTransport(backend.handler),
             registration_backoff=0.01,
+            clock=clock or FakeClock(),
         )
 
         @app.post("/training/start")

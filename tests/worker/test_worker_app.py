@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from worker_harness import FakeBackend, wait_until
 
+from ktrdr.protocol import OperationReport
+
 
 def test_root_and_idle_health(make_worker):
     w = make_worker()
@@ -16,6 +18,14 @@ def test_root_and_idle_health(make_worker):
         assert health["worker_status"] == "idle"
         assert health["current_operation"] is None
         assert health["worker_type"] == "training"
+
+
+def test_a_trailing_slash_redirects_to_the_operation_list(make_worker):
+    w = make_worker()
+    with w.client as client:
+        answer = client.get("/api/v1/operations/", follow_redirects=False)
+        assert answer.status_code == 307, answer.text
+        assert client.get("/api/v1/operations/").json() == []
 
 
 def test_registers_with_identity_capabilities_and_endpoint(make_worker):
@@ -138,3 +148,28 @@ def test_final_report_is_retried_until_the_backend_accepts(make_worker):
         backend.report_status = 200
         runtime = w.app.state.runtime
         wait_until(lambda: "op_r" not in runtime.unreported)
+
+
+def test_a_diverged_computation_is_reported_with_nulls_where_its_numbers_were_not_finite(make_worker):
+    """NaN and the infinities have no JSON spelling and the backend refuses them (422): the worker
+    reports them as null, in its progress and in its result, and never loses the report."""
+    nan, inf = float("nan"), float("inf")
+    w = make_worker()
+    w.compute.percentage = nan
+    w.compute.context = {"val_loss": nan, "best_val_loss": inf, "epoch": 2}
+    w.compute.result = {"metrics": {"test": {"loss": nan, "accuracy": 0.5}}, "history": [[1.0, -inf]]}
+    with w.client as client:
+        client.post("/training/start", json={"operation_id": "op_nan"})
+        assert w.compute.started.wait(10)
+        running = client.get("/api/v1/operations/op_nan").json()
+        assert running["status"] == "running"
+        assert running["progress"]["context"] == {"val_loss": None, "best_val_loss": None, "epoch": 2}
+        w.compute.release.set()
+        wait_until(lambda: w.backend.bodies("PATCH", "/operations/op_nan/status"))
+    pushed = w.backend.bodies("PATCH", "/operations/op_nan/status")[0]
+    assert pushed["status"] == "completed"
+    assert pushed["result"] == {
+        "metrics": {"test": {"loss": None, "accuracy": 0.5}},
+        "history": [[1.0, None]],
+    }
+    OperationReport.model_validate(pushed)  # what the backend's own check takes

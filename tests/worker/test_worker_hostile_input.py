@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from worker_harness import LiveWorker
 
 from ktrdr.strategy.loader import bundled_strategies_dir
-from tests.hostile_text import HOSTILE, hostile_names, hostile_text, in_url, strategy_with
+from tests.hostile_text import HOSTILE, hostile_names, hostile_text, in_url, non_finite_numbers, strategy_with
 
 STRATEGY_YAML = (bundled_strategies_dir() / "rsi_macd_trend.yaml").read_text()
 
@@ -73,21 +73,45 @@ NAME_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize("case", NAME_FIELDS, ids=lambda c: f"{c.route} {c.field}")
+# Each field on each worker that has it (``live`` is parametrized by role, here only where it fits).
+NAME_CASES = [
+    pytest.param(role, case, id=f"{role} {case.route} {case.field}")
+    for case in NAME_FIELDS
+    for role in case.roles
+]
+
+
+@pytest.mark.parametrize(("live", "case"), NAME_CASES, indirect=["live"])
 @HOSTILE
 @given(data=st.data())
 def test_hostile_names_are_400_naming_the_field_and_start_nothing(
     live: LiveWorker, case: NameField, data: st.DataObject
 ) -> None:
-    if live.role not in case.roles:
-        pytest.skip(f"{live.role} has no {case.field}")
     before = snapshot(live)
     value = data.draw(hostile_names(surrogates=not case.in_url), label="value")
+    if case.in_url and not value:
+        value = "\\"  # an empty segment names another URL ("/operations/" redirects to the list)
     answer = case.send(live, value)
     assert answer.status_code == 400, (answer.status_code, answer.text[:300])
     error = answer.json()["error"]
     assert (error["code"], error["details"]["field"]) == ("INVALID_NAME", case.field)
     assert snapshot(live) == before == ([], [], [])
+
+
+@pytest.mark.parametrize("live", ["backtest-worker"], indirect=True)
+@pytest.mark.parametrize("field", ["initial_capital", "commission", "slippage"])
+@HOSTILE
+@given(value=non_finite_numbers())
+def test_a_number_that_is_not_finite_is_422_and_starts_nothing(
+    live: LiveWorker, field: str, value: float
+) -> None:
+    body = {"operation_id": "op_1", "strategy_yaml": STRATEGY_YAML, "symbol": "EURUSD", "timeframe": "1h"}
+    body[field] = value  # json.dumps spells it NaN, Infinity or -Infinity, as Python clients do
+    headers = {**live.authed(), "content-type": "application/json"}
+    answer = live.client.post(live.start_path, content=json.dumps(body), headers=headers)
+    assert answer.status_code == 422, (answer.status_code, answer.text[:300])
+    assert ["body", field] in [e["loc"] for e in answer.json()["error"]["details"]["errors"]]
+    assert snapshot(live) == ([], [], [])
 
 
 @HOSTILE

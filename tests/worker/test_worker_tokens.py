@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from pydantic import SecretStr
 from worker_harness import (
     CURRENT,
     PREVIOUS,
@@ -112,6 +113,12 @@ def test_the_openapi_document_declares_the_bearer_scheme(live: LiveWorker) -> No
         (
             {"env": "development", "api_token": None},
             "KTRDR_API_TOKEN_PREVIOUS is set but KTRDR_API_TOKEN is not",
+        ),
+        # An HTTP header carries ASCII: such a token could never be presented or matched.
+        ({"api_token": SecretStr("tökén")}, "KTRDR_API_TOKEN holds a character"),
+        (
+            {"api_token_previous": SecretStr("old token")},
+            "KTRDR_API_TOKEN_PREVIOUS holds a character",
         ),
     ],
 )

@@ -31,25 +31,37 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     raise AssertionError("condition not reached")
 
 
+class FakeClock:
+    """A monotonic clock the test moves: the registrar measures the backend's silence with it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @dataclass
 class FakeBackend:
-    """Records the worker's calls; ``register_statuses`` and ``worker_statuses`` script the answers."""
+    """Records the worker's calls; ``register_statuses`` scripts the registration answers."""
 
     register_statuses: list[int] = field(default_factory=list)
-    worker_statuses: list[int] = field(default_factory=list)
     report_status: int = 200
+    body_limit: int | None = None  # the backend's request-body limit: larger bodies get 413
     calls: list[tuple[str, str, dict[str, Any] | None, dict[str, str]]] = field(default_factory=list)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         self.calls.append((request.method, request.url.path, body, dict(request.headers)))
         path = request.url.path
+        if self.body_limit is not None and len(request.content) > self.body_limit:
+            return httpx.Response(413, json={"error": {"message": "request body exceeds the limit"}})
         if request.method == "POST" and path == "/api/v1/workers/register":
             status = self.register_statuses.pop(0) if self.register_statuses else 200
             return httpx.Response(status, json=body if status == 200 else {"error": {"message": "starting"}})
-        if request.method == "GET" and path.startswith("/api/v1/workers/"):
-            status = self.worker_statuses.pop(0) if self.worker_statuses else 200
-            return httpx.Response(status, json={})
         if request.method == "PATCH" and path.endswith("/status"):
             return httpx.Response(self.report_status, json={"success": True})
         return httpx.Response(404, json={})
@@ -66,9 +78,19 @@ class Compute:
         self.release = threading.Event()
         self.error: Exception | None = None
         self.result: dict[str, Any] = {"model_path": "m/1h_v1", "sharpe_ratio": 1.25}
+        self.percentage = 40.0
+        self.context: dict[str, Any] = {}
 
     def __call__(self, progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
-        progress(Progress(percentage=40.0, current_step="epoch 2/5", steps_completed=2, steps_total=5))
+        progress(
+            Progress(
+                percentage=self.percentage,
+                current_step="epoch 2/5",
+                steps_completed=2,
+                steps_total=5,
+                context=self.context,
+            )
+        )
         self.started.set()
         while not self.release.wait(0.01):
             cancel.raise_if_cancelled()

@@ -1,21 +1,25 @@
-"""Workers: register (idempotent), list with filters, get one (404 tells a worker to register again)."""
+"""Workers: register (idempotent; each is called with the token it registered with), list, get one."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from ktrdr.api.state import BackendDep
 from ktrdr.names import WorkerId
 from ktrdr.protocol import WorkerInfo, WorkerRegistration, WorkerStatus, WorkerType
+from ktrdr.web.guard import authenticated_slot
 from ktrdr.web.paths import name_param
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 
 
 @router.post("/register", response_model=WorkerInfo)
-async def register_worker(registration: WorkerRegistration, backend: BackendDep) -> WorkerInfo:
+async def register_worker(
+    registration: WorkerRegistration, backend: BackendDep, request: Request
+) -> WorkerInfo:
     """Add or refresh a worker, then settle the operations it reports as running or finished."""
-    info = await backend.registry.register(registration)
+    # The worker is called with the token this registration presented, and no other.
+    info = await backend.registry.register(registration, token=authenticated_slot(request))
     await backend.lifecycle.on_registered(registration)
     return backend.registry.find(info.worker_id) or info
 
