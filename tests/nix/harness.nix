@@ -119,14 +119,20 @@ let
     };
   };
   # A fixed point like pyproject.nix's makeScope: packages are called with, and build systems
-  # resolved from, the final set (so overlays that add build inputs are evaluated for real).
-  baseOf = overlay: final: scope // {
-    # pyproject.nix's mkVirtualEnv and overrideScope, as far as nix/shells.nix uses them.
+  # resolved from, the final set (so overlays that add build inputs are evaluated for real), on the
+  # interpreter `python`.
+  baseOf = python: overlay: final: scope // {
+    inherit python;
+    # pyproject.nix's mkVirtualEnv and overrideScope, as far as nix/shells.nix and nix/apps.nix use
+    # them; the environment records what it is built from.
     mkVirtualEnv = name: spec: {
       inherit name spec;
+      inherit (final) python;
       packages = closure final spec;
+      stripped = strips final;
+      outPath = "/nix/store/00000000000000000000000000000000-${name}";
     };
-    overrideScope = extra: setFor (lib.composeExtensions overlay extra);
+    overrideScope = extra: setOn python (lib.composeExtensions overlay extra);
     # Native builds: pyproject.nix aliases both to the set itself.
     pythonPkgsBuildHost = final;
     pythonPkgsHostHost = final;
@@ -139,13 +145,12 @@ let
     resolveBuildSystem =
       spec: map (name: final.${name}) (pyproject-nix.build.lib.resolvers.resolveNonCyclic [ ] final spec);
   };
-  setFor = overlay: lib.fix (lib.extends overlay (baseOf overlay));
+  setOn = python: overlay: lib.fix (lib.extends overlay (baseOf python overlay));
 
-  sets = lib.genAttrs [ "none" "cpu" "cuda" ] (variant: setFor (python.overlayFor variant));
-
-  # nix/python.nix's mkPythonSets against a mock pkgs: which interpreter each variant's set is built on
-  # (python313.override records its arguments; callPackage records the python it is given).
-  hostPkgs = {
+  # The mock pkgs nix/system.nix is called with. nix/python.nix's mkPythonSets and mkDevPythonSets
+  # use python313.override, which records its arguments, and callPackage, which gives back the mock
+  # base set on the interpreter it is given (its overrideScope applies the variant's overlay).
+  hostPkgs = pkgs // {
     python313 = pythonMock // {
       override =
         args:
@@ -156,28 +161,33 @@ let
         };
     };
     callPackage = _f: args: {
-      overrideScope = overlay: {
-        inherit (args) python;
-        # Whether the set's overlay turns the strip hook back on (checked on one wheel).
-        strips = !((setFor overlay).sqlalchemy.dontStrip or true);
-      };
+      overrideScope = setOn args.python;
     };
   };
-  hostSets = python.mkPythonSets {
+  # nix/system.nix itself, for the outputs that need nothing but the mock (its dev shells).
+  systemOutputs = import (workspaceRoot + "/nix/system.nix") {
+    inherit lib system project;
     pkgs = hostPkgs;
-    inherit pyproject-nix;
+    n2c = null;
+    src = null;
   };
-  editableSet = setFor (lib.composeExtensions (python.overlayFor "none") python.editableOverlay);
 
-  # nix/shells.nix with the mock sets, and the sets system.nix gives it (mkDevPythonSets).
-  shells = import (workspaceRoot + "/nix/shells.nix") {
-    inherit lib pkgs project;
-    pythonSets = sets;
-  };
-  devHostSets = python.mkDevPythonSets {
+  # The images' sets (the trimmed interpreter, stripping) and the dev shells' (stock, no stripping).
+  sets = python.mkPythonSets {
     pkgs = hostPkgs;
     inherit pyproject-nix;
   };
+  devSets = python.mkDevPythonSets {
+    pkgs = hostPkgs;
+    inherit pyproject-nix;
+  };
+  # Whether a set's overlay turns the strip hook back on (checked on one wheel).
+  strips = set: !(set.sqlalchemy.dontStrip or true);
+
+  # The dev shells' editable set, as nix/shells.nix makes it.
+  editableSet = devSets.none.overrideScope python.editableOverlay;
+
+  shells = systemOutputs.devShells;
 
   # The same resolver mkVirtualEnv uses.
   closure = set: spec: pyproject-nix.build.lib.resolvers.resolveCyclic set spec;
@@ -274,23 +284,36 @@ in
     path = set.python.outPath;
     args = removeAttrs set.python.overrideArgs [ "self" ];
     selfIsTheOverride = set.python.overrideArgs.self.outPath == set.python.outPath;
-  }) hostSets;
+  }) sets;
   runtimePythonArgs = python.runtimePythonArgs;
   # The dev shells' interpreter: stock python313, no override.
   devPython = lib.mapAttrs (_: set: {
     stock = set.python == hostPkgs.python313;
     overridden = set.python ? overrideArgs;
-    inherit (set) strips;
-  }) devHostSets;
-  imagesStrip = lib.mapAttrs (_: set: set.strips) hostSets;
+    strips = strips set;
+  }) devSets;
+  imagesStrip = lib.mapAttrs (_: strips) sets;
+  # What each shell's environment, and the editable set, are built on: the images' trimmed
+  # interpreter or not, stripped or not.
+  shellSets =
+    lib.mapAttrs (_: shell: {
+      trimmedPython = (lib.head shell.packages).python ? overrideArgs;
+      inherit (lib.head shell.packages) stripped;
+    }) shells
+    // {
+      editable = {
+        trimmedPython = editableSet.python ? overrideArgs;
+        stripped = strips editableSet;
+      };
+    };
   shells = lib.mapAttrs (_: shell: rec {
     inherit (shell) env shellHook;
     packages = map (p: p.pname or p.name) shell.packages;
     venv = (lib.head shell.packages).packages;
-    formats = lib.genAttrs venv (n: (sets.cpu.${n} or sets.none.${n}).passthru.format or "local");
+    formats = lib.genAttrs venv (n: (devSets.cpu.${n} or devSets.none.${n}).passthru.format or "local");
   }) shells;
   # Where the dev shell's torch comes from (the CPU table on Linux, the lock on macOS).
-  cpuTorchUrl = sets.cpu.torch.src.fetchurl.url or sets.cpu.torch.src.url or null;
+  cpuTorchUrl = devSets.cpu.torch.src.fetchurl.url or devSets.cpu.torch.src.url or null;
   devSystems = project.devSystems;
   systems = project.systems;
   rolesForSystem = lib.attrNames (project.roles.rolesFor system);
