@@ -125,13 +125,24 @@ let
     inherit python;
     # pyproject.nix's mkVirtualEnv and overrideScope, as far as nix/shells.nix and nix/apps.nix use
     # them; the environment records what it is built from.
-    mkVirtualEnv = name: spec: {
-      inherit name spec;
-      inherit (final) python;
-      packages = closure final spec;
-      stripped = strips final;
-      outPath = "/nix/store/00000000000000000000000000000000-${name}";
-    };
+    mkVirtualEnv =
+      name: spec:
+      let
+        env = {
+          inherit spec;
+          packages = closure final spec;
+          trimmedPython = final.python ? overrideArgs;
+          stripped = strips final;
+        };
+      in
+      env
+      // {
+        inherit name;
+        inherit (final) python;
+        torchVersion = final.torch.version;
+        formats = lib.genAttrs env.packages (n: final.${n}.passthru.format or "local");
+        outPath = storePath name env;
+      };
     overrideScope = extra: setOn python (lib.composeExtensions overlay extra);
     # Native builds: pyproject.nix aliases both to the set itself.
     pythonPkgsBuildHost = final;
@@ -146,6 +157,12 @@ let
       spec: map (name: final.${name}) (pyproject-nix.build.lib.resolvers.resolveNonCyclic [ ] final spec);
   };
   setOn = python: overlay: lib.fix (lib.extends overlay (baseOf python overlay));
+
+  # A store path that, as Nix's, depends on what the derivation is made from.
+  storePath =
+    name: inputs:
+    "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" (builtins.toJSON inputs))}-${name}";
+  record = name: args: args // { outPath = storePath name args; };
 
   # The mock pkgs nix/system.nix is called with. nix/python.nix's mkPythonSets and mkDevPythonSets
   # use python313.override, which records its arguments, and callPackage, which gives back the mock
@@ -163,6 +180,9 @@ let
     callPackage = _f: args: {
       overrideScope = setOn args.python;
     };
+    # nix/apps.nix's writers: they record their arguments.
+    writeShellApplication = args: record args.name args;
+    runCommand = name: env: script: record name (env // { inherit script; });
   };
   # nix/system.nix itself, for the outputs that need nothing but the mock (its dev shells).
   systemOutputs = import (workspaceRoot + "/nix/system.nix") {
@@ -192,17 +212,12 @@ let
   # The same resolver mkVirtualEnv uses.
   closure = set: spec: pyproject-nix.build.lib.resolvers.resolveCyclic set spec;
 
-  # nix/apps.nix against the same mock: mkVirtualEnv and the pkgs writers record their arguments.
-  record = name: args: args // { outPath = "/nix/store/00000000000000000000000000000000-${name}"; };
-  appOutputs = import (workspaceRoot + "/nix/apps.nix") {
-    inherit lib project;
-    pkgs = {
-      writeShellApplication = args: record args.name args;
-      runCommand = name: env: script: record name (env // { inherit script; });
-    };
-    pythonSets = lib.mapAttrs (
-      variant: set: set // { mkVirtualEnv = name: spec: record name { inherit spec variant; }; }
-    ) sets;
+  # nix/apps.nix on the dev sets, to read its environment and demo script; the apps and checks
+  # themselves are read from nix/system.nix's outputs, whose paths must be these.
+  appsOnDevSets = import (workspaceRoot + "/nix/apps.nix") {
+    inherit lib system project;
+    pkgs = hostPkgs;
+    pythonSets = devSets;
   };
 
   # What each image's environment holds, per the role table: names and the torch derivation.
@@ -258,16 +273,21 @@ in
   inherit images;
   apps =
     let
-      inherit (appOutputs) env demo;
+      inherit (appsOnDevSets) env demo;
     in
     {
-      inherit (appOutputs) apps;
+      inherit (systemOutputs) apps;
       # (`path`, not `outPath`: an attribute set with an outPath is written out as that string.)
       env = {
         path = env.outPath;
-        inherit (env) variant spec;
-        packages = closure sets.${env.variant} env.spec;
-        torchVersion = sets.${env.variant}.torch.version;
+        inherit (env)
+          spec
+          packages
+          trimmedPython
+          stripped
+          formats
+          ;
+        torchVersion = if lib.elem "torch" env.packages then env.torchVersion else null;
       };
       demo = {
         path = demo.outPath;
@@ -277,7 +297,7 @@ in
       checks = lib.mapAttrs (_: check: {
         path = check.outPath;
         inherit (check) script;
-      }) appOutputs.checks;
+      }) (lib.filterAttrs (name: _: name == "demo") systemOutputs.checks);
     };
   pruneTable = prune.table;
   runtimePython = lib.mapAttrs (_: set: {
