@@ -316,6 +316,27 @@ def test_ci_runs_lint_tests_and_nix_from_the_lock() -> None:
     assert uses(ci["nix"], "cachix/install-nix-action"), "a multi-user Nix: its steps run as the runner user"
 
 
+def test_ci_evaluates_every_systems_outputs_without_building_them() -> None:
+    """`nix flake check` alone checks only the runner's system (x86_64 Linux): aarch64 Linux and the
+    macOS dev shells and apps would never be evaluated. `--all-systems` with `--no-build` evaluates
+    them all and builds nothing (Nix's src/nix/flake.cc: only the local system's checks are built,
+    and `--no-build` builds none)."""
+    steps = jobs("ci.yml")["nix"]["steps"]
+    runs = [shlex.split(step.get("run", "")) for step in steps]
+    evaluate = [
+        i for i, argv in enumerate(runs) if argv[:3] == ["nix", "flake", "check"] and "--all-systems" in argv
+    ]
+    build = [
+        i
+        for i, argv in enumerate(runs)
+        if argv[:3] == ["nix", "flake", "check"] and "--all-systems" not in argv
+    ]
+    assert len(evaluate) == 1 and len(build) == 1
+    assert {"--no-build", "--no-update-lock-file"} <= set(runs[evaluate[0]])
+    assert "--no-build" not in runs[build[0]]
+    assert evaluate[0] < build[0], "the cheap evaluation of every system fails first"
+
+
 def lean_test_paths(text: str) -> list[str]:
     line = next(ln for ln in text.splitlines() if ".venv-lean/bin/python -m pytest" in ln)
     return [arg for arg in shlex.split(line) if arg.startswith("tests")]
