@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 import tomllib
 from pathlib import Path
 from urllib.parse import unquote
@@ -167,7 +168,6 @@ def test_publish_is_per_image_gated_and_signed() -> None:
     publish = images["publish"]
     assert set(publish["needs"]) == {"plan", "build", "reproducible", "audit"}
     assert publish["if"] == "${{ !cancelled() && needs.plan.result == 'success' }}", "runs when a leg failed"
-    assert publish["concurrency"] == {"group": "images-publish", "cancel-in-progress": False}
     assert {"packages": "write", "id-token": "write"}.items() <= publish["permissions"].items()
     (checkout,) = uses(publish, "actions/checkout")
     assert checkout["with"]["fetch-depth"] == 0, "latest moves only forward along the history"
@@ -231,10 +231,74 @@ def test_the_backend_image_is_rebuilt_where_nondeterminism_lives() -> None:
 
 
 def test_ci_cancels_superseded_runs_on_pull_requests_only() -> None:
-    assert load_yaml(WORKFLOWS / "ci.yml")["concurrency"]["cancel-in-progress"] == (
-        "${{ github.event_name == 'pull_request' }}"
-    )
+    ci = load_yaml(WORKFLOWS / "ci.yml")["concurrency"]
+    assert ci["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    # GitHub keeps one pending run per group and cancels the older pending one when another queues,
+    # whatever cancel-in-progress says: a group shared by the runs on main would drop the middle one
+    # of three quick pushes. Pull requests share theirs per ref; every other run has its own.
+    assert ci["group"] == "ci-${{ github.event_name == 'pull_request' && github.ref || github.run_id }}"
     assert load_yaml(WORKFLOWS / "images.yml")["concurrency"]["cancel-in-progress"] is False
+
+
+def concurrency_groups() -> list[tuple[str, str]]:
+    groups = []
+    for path in WORKFLOW_FILES:
+        workflow = load_yaml(path)
+        if "concurrency" in workflow:
+            groups.append((path.name, workflow["concurrency"]["group"]))
+        for name, job in workflow["jobs"].items():
+            if "concurrency" in job:
+                groups.append((f"{path.name}:{name}", job["concurrency"]["group"]))
+    return groups
+
+
+def test_no_concurrency_group_is_shared_across_refs() -> None:
+    """A group shared across refs lets one ref's queued run cancel another's waiting one: a tag's
+    publish (its version tag and sha-<short> index) would be lost to a later push to main."""
+    groups = concurrency_groups()
+    assert groups
+    for where, group in groups:
+        assert "github.ref" in group or "github.run_id" in group, (where, group)
+
+
+def publish_arguments(tmp_path: Path, ref: str, ref_type: str, ref_name: str) -> list[str]:
+    """Run the publish step's script as GitHub would (bash -eo pipefail) for a run on ``ref``,
+    with a stand-in python3 that records the arguments publish_index.py gets."""
+    (step,) = [s for s in jobs("images.yml")["publish"]["steps"] if "publish_index.py" in s.get("run", "")]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    record = tmp_path / "argv"
+    fake = bin_dir / "python3"
+    fake.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > {record}\n')
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "REF": ref,
+        "REF_TYPE": ref_type,
+        "REF_NAME": ref_name,
+        "LEGS": "[]",
+        "SKIPPED": "[]",
+        "REPRODUCIBLE": "success",
+        "AUDIT": "success",
+        "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+    }
+    subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path, env=env, check=True)
+    return record.read_text().splitlines()
+
+
+def floating_tags(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == "--floating"]
+
+
+def test_only_runs_on_main_move_latest_and_a_tag_publishes_its_version(tmp_path: Path) -> None:
+    """Runs on main are one at a time (the workflow's group), so their latest moves cannot race;
+    a tag's run, in a group of its own, publishes its version and sha-<short> and leaves latest."""
+    main = publish_arguments(tmp_path, "refs/heads/main", "branch", "main")
+    assert floating_tags(main) == ["latest"] and "sha-0123456" in main
+    tag = publish_arguments(tmp_path, "refs/tags/v1.2.3", "tag", "v1.2.3")
+    assert floating_tags(tag) == ["1.2.3"] and "sha-0123456" in tag
+    assert floating_tags(publish_arguments(tmp_path, "refs/heads/feature", "branch", "feature")) == []
 
 
 def cachix_steps(path: Path) -> list[tuple[str, dict, dict]]:
