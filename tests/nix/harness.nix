@@ -220,6 +220,21 @@ let
     pythonSets = devSets;
   };
 
+  # nix/checks.nix on the images' sets, with each role's environment as nix/system.nix makes it: the
+  # command that imports every extension module of the role's stripped wheels.
+  roles = project.roles.rolesFor system;
+  checksOnSets = import (workspaceRoot + "/nix/checks.nix") {
+    inherit lib project roles;
+    pkgs = hostPkgs;
+    pythonSets = sets;
+    envs = lib.mapAttrs (
+      name: role: sets.${role.torch}.mkVirtualEnv "ktrdr-${name}-env" (project.roles.specOf role)
+    ) roles;
+    images = null;
+    backendTestEnv = null;
+    src = null;
+  };
+
   # What each image's environment holds, per the role table: names and the torch derivation.
   images = lib.mapAttrs (
     _: role:
@@ -299,6 +314,13 @@ in
         inherit (check) script;
       }) (lib.filterAttrs (name: _: name == "demo") systemOutputs.checks);
     };
+  extensionImports = lib.mapAttrs (name: role: {
+    command = checksOnSets.extensionImports name role;
+    # (Without the store paths' context, which builtins.match refuses.)
+    inEnvFileChecks =
+      lib.hasInfix (builtins.unsafeDiscardStringContext (checksOnSets.extensionImports name role))
+        (builtins.unsafeDiscardStringContext (checksOnSets.envFileChecks name role));
+  }) roles;
   pruneTable = prune.table;
   runtimePython = lib.mapAttrs (_: set: {
     path = set.python.outPath;
