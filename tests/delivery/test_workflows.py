@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -411,3 +412,30 @@ def test_ci_runs_the_same_lean_backend_tests_as_the_ci_script() -> None:
     lean_step = next(s for s in ci["steps"] if "--no-default-groups" in s.get("run", ""))
     assert lean_step["env"]["UV_PROJECT_ENVIRONMENT"] == ".venv-lean"
     assert lean_test_paths(lean_step["run"]) == lean_test_paths((ROOT / ".ci" / "run").read_text())
+
+
+def browser_step(tmp_path: Path, browsers: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ci.yml's browser step as GitHub would, on a PATH that holds only ``browsers`` (stand-ins
+    that print a version) and the shell's own tools."""
+    (step,) = [s for s in jobs("ci.yml")["python"]["steps"] if "browser" in s.get("name", "")]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in browsers:
+        (bin_dir / name).write_text(f"#!/bin/sh\necho {name} 1.0\n")
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": str(bin_dir)}
+    bash = shutil.which("bash") or "/bin/bash"
+    return subprocess.run(
+        [bash, "-eo", "pipefail", "-c", step["run"]], env=env, capture_output=True, text=True
+    )
+
+
+def test_the_browser_step_never_fails_and_installs_nothing(tmp_path: Path) -> None:
+    """The report's browser tests find Chromium or Chrome themselves (KTRDR_CHROMIUM, else PATH) and
+    skip without one; on Ubuntu 24.04 `apt-get install chromium` gets no browser, so the step only
+    reports which browser there is."""
+    none = browser_step(tmp_path / "none", [])
+    assert none.returncode == 0, none.stderr
+    assert "no Chromium or Chrome" in none.stdout
+    chrome = browser_step(tmp_path / "chrome", ["google-chrome"])
+    assert chrome.returncode == 0 and "google-chrome 1.0" in chrome.stdout
