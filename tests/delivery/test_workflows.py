@@ -316,13 +316,43 @@ def test_only_the_image_legs_push_to_cachix_with_an_environment_secret() -> None
             if "authToken" in step["with"]:
                 assert (path.name, name) == ("images.yml", "build"), "pull requests and checks only read"
                 assert step["with"]["authToken"] == "${{ secrets.CACHIX_AUTH_TOKEN }}"
-                assert job["environment"] == {"name": "cachix", "deployment": False}
-                assert step["with"]["skipPush"] == "${{ matrix.image == 'worker-gpu' }}"
+                assert job["environment"] == {
+                    "name": "${{ needs.plan.outputs.cachix-environment }}",
+                    "deployment": False,
+                }
+                assert step["with"]["skipPush"] == (
+                    "${{ matrix.image == 'worker-gpu' || needs.plan.outputs.cachix-environment != 'cachix' }}"
+                )
                 assert step["with"]["pushFilter"] == "${{ env.CACHIX_PUSH_FILTER }}"
             else:
                 assert step["with"]["skipPush"] is True, (path.name, name)
     # pull requests run only ci.yml
     assert "pull_request" not in load_yaml(WORKFLOWS / "images.yml")[True]
+
+
+def cachix_environment(tmp_path: Path, ref: str) -> str:
+    """What the plan job's step names as the build legs' environment for a run on ``ref``."""
+    plan = jobs("images.yml")["plan"]
+    assert plan["outputs"]["cachix-environment"] == "${{ steps.cachix.outputs.environment }}"
+    (step,) = [s for s in plan["steps"] if s.get("id") == "cachix"]
+    assert step["env"] == {"REF": "${{ github.ref }}"}
+    output = tmp_path / f"output-{ref.replace('/', '-')}"
+    env = {"PATH": "/usr/bin:/bin", "REF": ref, "GITHUB_OUTPUT": str(output)}
+    subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], env=env, check=True, capture_output=True)
+    (line,) = output.read_text().splitlines()
+    key, _, value = line.partition("=")
+    assert key == "environment"
+    return value
+
+
+def test_only_main_and_version_tags_build_in_the_environment_that_pushes_to_cachix(tmp_path: Path) -> None:
+    """The `cachix` environment's branch rules (main, v* tags) would keep a leg of a manual run
+    from another branch from starting at all: such a run builds in a secret-less environment and
+    pushes nothing."""
+    assert cachix_environment(tmp_path, "refs/heads/main") == "cachix"
+    assert cachix_environment(tmp_path, "refs/tags/v1.2.3") == "cachix"
+    assert cachix_environment(tmp_path, "refs/heads/feature") == "cachix-read-only"
+    assert cachix_environment(tmp_path, "refs/tags/nightly") == "cachix-read-only"
 
 
 def store_names_from_the_lock() -> tuple[set[str], set[str]]:
