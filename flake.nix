@@ -52,7 +52,7 @@
 
       forSystems = lib.genAttrs project.systems;
 
-      # Lazily per system: on macOS only devShells is ever asked for.
+      # Lazily per system: on macOS only devShells and apps are ever asked for.
       perSystem = lib.genAttrs project.devSystems (
         system:
         import ./nix/system.nix {
@@ -67,7 +67,7 @@
       lib = project;
       packages = forSystems (system: perSystem.${system}.packages);
       devShells = lib.genAttrs project.devSystems (system: perSystem.${system}.devShells);
-      apps = forSystems (system: perSystem.${system}.apps);
+      apps = lib.genAttrs project.devSystems (system: perSystem.${system}.apps);
       checks = forSystems (system: perSystem.${system}.checks);
       formatter = forSystems (system: nixpkgs.legacyPackages.${system}.nixfmt);
     };

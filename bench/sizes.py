@@ -158,30 +158,11 @@ def strip_like_the_hook(site: Path) -> tuple[dict[str, int], list[Path]]:
     return saved, stripped
 
 
-# Imports each module (argv: module, path, module, path...); one whose package needs something the
-# role lacks (greenlet.tests imports psutil) is loaded by the dynamic linker instead, which is where a
-# broken strip shows. tools/replay_fixup.py runs it too.
-IMPORT_ALL = """
-import ctypes, importlib, sys
-failed = []
-pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))
-for module, path in pairs:
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            failed.append(f"{module}: {exc!r}")
-        else:
-            try:
-                ctypes.CDLL(path)
-            except OSError as exc:
-                failed.append(f"{module}: {exc!r}")
-    except Exception as exc:
-        failed.append(f"{module}: {exc!r}")
-print(f"{len(pairs) - len(failed)} of {len(pairs)} extension modules imported or loaded")
-print("\\n".join(failed))
-sys.exit(1 if failed else 0)
-"""
+# tools/import_extensions.py, run with ``python -c`` by the interpreter under test (argv: module,
+# path, module, path...); one whose package needs something the role lacks (greenlet.tests imports
+# psutil) is loaded by the dynamic linker instead, which is where a broken strip shows.
+# tools/replay_fixup.py and each role's Nix checks (nix/checks.nix) run the same script.
+IMPORT_ALL = (REPO / "tools" / "import_extensions.py").read_text()
 
 
 def import_extensions(python: str, site: Path, objects: list[Path]) -> int:

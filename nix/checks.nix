@@ -52,8 +52,20 @@ let
       role.torch == "cpu" && !(lib.hasSuffix "+cpu" pythonSets.cpu.torch.version)
     ) "${name}: torch is not the CPU wheel";
 
+  # Every extension module of the role's stripped wheels imports in the role's environment (or, when
+  # it needs a package the role lacks, loads: tools/import_extensions.py, the script bench.sizes and
+  # tools/replay_fixup.py run); it fails when the wheels hold none at all.
+  extensionImports = name: role: ''
+    ${envs.${name}}/bin/python ${../tools/import_extensions.py} ${
+      lib.concatMapStringsSep " " (n: "--site ${pythonSets.${role.torch}.${n}}/${sitePackages}") (
+        strippedOf role
+      )
+    }
+  '';
+
   # ...and on the built environments' files (what actually landed in site-packages): no forbidden
-  # package, nothing the prune table (prune.json) removes, and the workers import torch, numpy, pandas.
+  # package, nothing the prune table (prune.json) removes, no debug sections left by the strip, every
+  # extension module of a stripped wheel loads, and the workers import torch, numpy, pandas.
   envFileChecks =
     name: role:
     let
@@ -81,6 +93,7 @@ let
         if readelf -S "$f" | grep '\.debug_' >/dev/null; then echo "${n}: $f keeps debug sections" >&2; exit 1; fi
       done
     '') (strippedOf role)
+    + extensionImports name role
     + ''
       ${envs.${name}}/bin/python -c 'import ktrdr'
     ''
@@ -173,7 +186,7 @@ let
     checks;
 in
 {
-  inherit fitsStockRunner;
+  inherit fitsStockRunner envFileChecks extensionImports;
 
   perRole = asserted perRole;
 

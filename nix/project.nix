@@ -53,9 +53,13 @@ in
     layerPlan
     ;
   inherit (roles) systems;
-  # The images' systems, and macOS for the dev shells (nix/shells.nix) only.
+  # The images' systems, and macOS for the dev shells and the apps (nix/shells.nix, nix/apps.nix).
   devSystems = roles.systems ++ [
     "aarch64-darwin"
     "x86_64-darwin"
   ];
+  # Whether uv.lock's torch has a wheel for `system`: it has for Linux x86_64/aarch64 and macOS
+  # arm64 (and Windows), not for Intel macOS, where uv2nix would build torch from its sdist. There
+  # the dev shell and the CLI app are the backend's, and there is no demo.
+  hasTorchWheel = system: system != "x86_64-darwin";
 }

@@ -67,7 +67,7 @@ in
 {
   backend = mkShell backend;
   default =
-    if platform.isDarwin && platform.isx86_64 then
+    if !project.hasTorchWheel platform.system then
       mkShell (
         backend
         // {

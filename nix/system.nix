@@ -1,6 +1,6 @@
 # Everything of one system: the Python sets and environments, the images, the dev shells, the apps
-# and the checks. Called by flake.nix once per system of the role table, and for the dev shells of
-# macOS (project.devSystems), where only `devShells` is used.
+# and the checks. Called by flake.nix once per system of the role table, and for the dev shells and
+# the apps of macOS (project.devSystems), where only `devShells` and `apps` are used.
 # `lib` and `system` come from the flake rather than from pkgs, so the attribute names of these outputs
 # are known without instantiating nixpkgs (Nix looks `.#lib...` up in packages.<system> first).
 {
@@ -43,18 +43,22 @@ let
     nix2container = n2c.nix2container;
   };
 
-  # The dev shells' sets: the images' overlays but the strip one (devOverlayFor), on the binary
-  # cache's stock python313 (devPythonFor), so a first `nix develop` compiles nothing (docs/nix.md).
+  # The dev shells' and the apps' sets: the images' overlays but the strip one (devOverlayFor), on
+  # the binary cache's stock python313 (devPythonFor), so a first `nix develop` or `nix run`
+  # compiles no CPython (docs/nix.md).
+  devPythonSets = project.python.mkDevPythonSets {
+    inherit pkgs;
+    inherit (project) pyproject-nix;
+  };
+
   shells = import ./shells.nix {
     inherit lib pkgs project;
-    pythonSets = project.python.mkDevPythonSets {
-      inherit pkgs;
-      inherit (project) pyproject-nix;
-    };
+    pythonSets = devPythonSets;
   };
 
   run = import ./apps.nix {
-    inherit lib pkgs project pythonSets;
+    inherit lib system pkgs project;
+    pythonSets = devPythonSets;
   };
 
   allChecks = import ./checks.nix {

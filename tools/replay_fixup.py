@@ -5,11 +5,17 @@ Each wheel is installed into its own fake store path (``<work>/store/<hash>-<nam
 long as a real one, so patchelf has to grow the files as it would in the sandbox), and then:
 
 1. postInstall: nix/prune.json's patterns are removed (nix/prune.nix);
-2. fixupOutputHooks, nixpkgs' strip hook (pkgs/build-support/setup-hooks/strip.sh), when
-   nix/strip.nix turns it on for the package: every regular file under ``lib lib32 lib64 libexec bin
-   sbin`` is run through ``strip <debugFlags>`` one file at a time, failures ignored as the hook's
-   ``xargs`` exit code 123 is; then the package's ``stripAll`` directories of nix/strip.json with
-   their flags;
+2. fixupOutputHooks, in the order stdenv registers them: patchelf's setup hook comes first (stdenv's
+   defaultNativeBuildInputs put the Linux stdenv's extraNativeBuildInputs, patchelf among them,
+   before its setup-hooks/*.sh; build logs print "shrinking RPATHs" before "stripping"). It runs
+   ``patchelf --shrink-rpath`` on every regular ELF file of the output (not under ``.build-id``),
+   failures ignored, on every package: uv2nix and pyproject.nix leave dontPatchELF unset. It drops
+   only absolute RUNPATH entries that hold none of the file's NEEDED libraries; the files it changes
+   are reported (``shrunk_rpaths``).
+   Then nixpkgs' strip hook (pkgs/build-support/setup-hooks/strip.sh), when nix/strip.nix turns it
+   on for the package: every regular file under ``lib lib32 lib64 libexec bin sbin`` is run through
+   ``strip <debugFlags>`` one file at a time, failures ignored as the hook's ``xargs`` exit code 123
+   is; then the package's ``stripAll`` directories of nix/strip.json with their flags;
 3. postFixup, autoPatchelf (pkgs/build-support/setup-hooks/auto-patchelf.py): every ELF file of the
    output gets ``patchelf --set-interpreter`` if it has a PT_INTERP, and ``patchelf --set-rpath``
    with the directories its NEEDED entries were found in (the output itself, recursively, first; then
@@ -165,6 +171,25 @@ def prune(drv: Derivation) -> None:
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
+def shrink_rpaths(patchelf: str, prefix: Path) -> list[str]:
+    """patchelf's setup hook (patchELF): ``patchelf --shrink-rpath`` on every regular ELF file under
+    ``prefix`` but ``.build-id``, failures ignored. Returns the files whose runpath it changed."""
+    changed = []
+    for path in sorted(prefix.rglob("*")):
+        if path.is_symlink() or not path.is_file() or ".build-id" in str(path):
+            continue
+        with path.open("rb") as fh:
+            if fh.read(4) != ELF_MAGIC:
+                continue
+        before = read_elf(path)
+        subprocess.run([patchelf, "--shrink-rpath", str(path)], capture_output=True)
+        after = read_elf(path)
+        if before and after and before.rpath != after.rpath:
+            shown = f"{':'.join(before.rpath)} -> {':'.join(after.rpath)}"
+            changed.append(f"{path.relative_to(prefix)}: {shown}")
+    return changed
+
+
 def strip_dirs(strip: str, prefix: Path, dirs: list[str], flags: list[str]) -> list[str]:
     """The hook's stripDirs: each regular file once (realpath, sort -u), `strip FLAGS FILE`; a
     failing file is skipped as the hook skips it. Returns strip's complaints about ELF files."""
@@ -255,6 +280,23 @@ def extension_modules(drv: Derivation, suffix: str) -> list[str]:
     ]
 
 
+def fixup(drv: Derivation, args: argparse.Namespace, machine: str, report: dict[str, Any]) -> None:
+    """What the build does to one installed wheel, in its order: postInstall's prune, the fixupOutput
+    hooks (patchelf's shrink-rpath, then the strip hook where nix/strip.nix turns it on), then
+    postFixup's autoPatchelf. Adds what each step found to ``report``."""
+    prune(drv)
+    if shrunk := shrink_rpaths(args.patchelf, drv.out):
+        report["shrunk_rpaths"][drv.name] = shrunk
+    if strips(drv.name) and not args.no_strip:
+        before = tree_bytes(drv.out)
+        if complaints := strip_hook(args.strip, drv):
+            report["strip_complaints"][drv.name] = complaints
+        if saved := before - tree_bytes(drv.out):
+            report["stripped_mb"][drv.name] = round(saved / 1e6, 1)
+    if missing := auto_patchelf(args.patchelf, drv, args.libc_dir, args.interpreter, machine):
+        report["missing"][drv.name] = missing
+
+
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -319,17 +361,10 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         for tool in (args.strip, args.patchelf)
     }
     report: dict[str, Any] = {"tools": versions, "stripped_mb": {}, "strip_complaints": {}, "missing": {}}
+    report["shrunk_rpaths"] = {}
     for drv in drvs.values():
         drv.search += args.lib_dir
-        prune(drv)
-        if strips(drv.name) and not args.no_strip:
-            before = tree_bytes(drv.out)
-            if complaints := strip_hook(args.strip, drv):
-                report["strip_complaints"][drv.name] = complaints
-            if saved := before - tree_bytes(drv.out):
-                report["stripped_mb"][drv.name] = round(saved / 1e6, 1)
-        if missing := auto_patchelf(args.patchelf, drv, args.libc_dir, args.interpreter, machine):
-            report["missing"][drv.name] = missing
+        fixup(drv, args, machine, report)
 
     env = dict(os.environ, PYTHONPATH=":".join(str(d.site) for d in drvs.values()), PYTHONNOUSERSITE="1")
     env.pop("LD_LIBRARY_PATH", None)

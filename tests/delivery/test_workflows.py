@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from urllib.parse import unquote
@@ -167,7 +169,6 @@ def test_publish_is_per_image_gated_and_signed() -> None:
     publish = images["publish"]
     assert set(publish["needs"]) == {"plan", "build", "reproducible", "audit"}
     assert publish["if"] == "${{ !cancelled() && needs.plan.result == 'success' }}", "runs when a leg failed"
-    assert publish["concurrency"] == {"group": "images-publish", "cancel-in-progress": False}
     assert {"packages": "write", "id-token": "write"}.items() <= publish["permissions"].items()
     (checkout,) = uses(publish, "actions/checkout")
     assert checkout["with"]["fetch-depth"] == 0, "latest moves only forward along the history"
@@ -231,10 +232,74 @@ def test_the_backend_image_is_rebuilt_where_nondeterminism_lives() -> None:
 
 
 def test_ci_cancels_superseded_runs_on_pull_requests_only() -> None:
-    assert load_yaml(WORKFLOWS / "ci.yml")["concurrency"]["cancel-in-progress"] == (
-        "${{ github.event_name == 'pull_request' }}"
-    )
+    ci = load_yaml(WORKFLOWS / "ci.yml")["concurrency"]
+    assert ci["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    # GitHub keeps one pending run per group and cancels the older pending one when another queues,
+    # whatever cancel-in-progress says: a group shared by the runs on main would drop the middle one
+    # of three quick pushes. Pull requests share theirs per ref; every other run has its own.
+    assert ci["group"] == "ci-${{ github.event_name == 'pull_request' && github.ref || github.run_id }}"
     assert load_yaml(WORKFLOWS / "images.yml")["concurrency"]["cancel-in-progress"] is False
+
+
+def concurrency_groups() -> list[tuple[str, str]]:
+    groups = []
+    for path in WORKFLOW_FILES:
+        workflow = load_yaml(path)
+        if "concurrency" in workflow:
+            groups.append((path.name, workflow["concurrency"]["group"]))
+        for name, job in workflow["jobs"].items():
+            if "concurrency" in job:
+                groups.append((f"{path.name}:{name}", job["concurrency"]["group"]))
+    return groups
+
+
+def test_no_concurrency_group_is_shared_across_refs() -> None:
+    """A group shared across refs lets one ref's queued run cancel another's waiting one: a tag's
+    publish (its version tag and sha-<short> index) would be lost to a later push to main."""
+    groups = concurrency_groups()
+    assert groups
+    for where, group in groups:
+        assert "github.ref" in group or "github.run_id" in group, (where, group)
+
+
+def publish_arguments(tmp_path: Path, ref: str, ref_type: str, ref_name: str) -> list[str]:
+    """Run the publish step's script as GitHub would (bash -eo pipefail) for a run on ``ref``,
+    with a stand-in python3 that records the arguments publish_index.py gets."""
+    (step,) = [s for s in jobs("images.yml")["publish"]["steps"] if "publish_index.py" in s.get("run", "")]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    record = tmp_path / "argv"
+    fake = bin_dir / "python3"
+    fake.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > {record}\n')
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "REF": ref,
+        "REF_TYPE": ref_type,
+        "REF_NAME": ref_name,
+        "LEGS": "[]",
+        "SKIPPED": "[]",
+        "REPRODUCIBLE": "success",
+        "AUDIT": "success",
+        "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+    }
+    subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path, env=env, check=True)
+    return record.read_text().splitlines()
+
+
+def floating_tags(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == "--floating"]
+
+
+def test_only_runs_on_main_move_latest_and_a_tag_publishes_its_version(tmp_path: Path) -> None:
+    """Runs on main are one at a time (the workflow's group), so their latest moves cannot race;
+    a tag's run, in a group of its own, publishes its version and sha-<short> and leaves latest."""
+    main = publish_arguments(tmp_path, "refs/heads/main", "branch", "main")
+    assert floating_tags(main) == ["latest"] and "sha-0123456" in main
+    tag = publish_arguments(tmp_path, "refs/tags/v1.2.3", "tag", "v1.2.3")
+    assert floating_tags(tag) == ["1.2.3"] and "sha-0123456" in tag
+    assert floating_tags(publish_arguments(tmp_path, "refs/heads/feature", "branch", "feature")) == []
 
 
 def cachix_steps(path: Path) -> list[tuple[str, dict, dict]]:
@@ -251,13 +316,43 @@ def test_only_the_image_legs_push_to_cachix_with_an_environment_secret() -> None
             if "authToken" in step["with"]:
                 assert (path.name, name) == ("images.yml", "build"), "pull requests and checks only read"
                 assert step["with"]["authToken"] == "${{ secrets.CACHIX_AUTH_TOKEN }}"
-                assert job["environment"] == {"name": "cachix", "deployment": False}
-                assert step["with"]["skipPush"] == "${{ matrix.image == 'worker-gpu' }}"
+                assert job["environment"] == {
+                    "name": "${{ needs.plan.outputs.cachix-environment }}",
+                    "deployment": False,
+                }
+                assert step["with"]["skipPush"] == (
+                    "${{ matrix.image == 'worker-gpu' || needs.plan.outputs.cachix-environment != 'cachix' }}"
+                )
                 assert step["with"]["pushFilter"] == "${{ env.CACHIX_PUSH_FILTER }}"
             else:
                 assert step["with"]["skipPush"] is True, (path.name, name)
     # pull requests run only ci.yml
     assert "pull_request" not in load_yaml(WORKFLOWS / "images.yml")[True]
+
+
+def cachix_environment(tmp_path: Path, ref: str) -> str:
+    """What the plan job's step names as the build legs' environment for a run on ``ref``."""
+    plan = jobs("images.yml")["plan"]
+    assert plan["outputs"]["cachix-environment"] == "${{ steps.cachix.outputs.environment }}"
+    (step,) = [s for s in plan["steps"] if s.get("id") == "cachix"]
+    assert step["env"] == {"REF": "${{ github.ref }}"}
+    output = tmp_path / f"output-{ref.replace('/', '-')}"
+    env = {"PATH": "/usr/bin:/bin", "REF": ref, "GITHUB_OUTPUT": str(output)}
+    subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], env=env, check=True, capture_output=True)
+    (line,) = output.read_text().splitlines()
+    key, _, value = line.partition("=")
+    assert key == "environment"
+    return value
+
+
+def test_only_main_and_version_tags_build_in_the_environment_that_pushes_to_cachix(tmp_path: Path) -> None:
+    """The `cachix` environment's branch rules (main, v* tags) would keep a leg of a manual run
+    from another branch from starting at all: such a run builds in a secret-less environment and
+    pushes nothing."""
+    assert cachix_environment(tmp_path, "refs/heads/main") == "cachix"
+    assert cachix_environment(tmp_path, "refs/tags/v1.2.3") == "cachix"
+    assert cachix_environment(tmp_path, "refs/heads/feature") == "cachix-read-only"
+    assert cachix_environment(tmp_path, "refs/tags/nightly") == "cachix-read-only"
 
 
 def store_names_from_the_lock() -> tuple[set[str], set[str]]:
@@ -316,6 +411,27 @@ def test_ci_runs_lint_tests_and_nix_from_the_lock() -> None:
     assert uses(ci["nix"], "cachix/install-nix-action"), "a multi-user Nix: its steps run as the runner user"
 
 
+def test_ci_evaluates_every_systems_outputs_without_building_them() -> None:
+    """`nix flake check` alone checks only the runner's system (x86_64 Linux): aarch64 Linux and the
+    macOS dev shells and apps would never be evaluated. `--all-systems` with `--no-build` evaluates
+    them all and builds nothing (Nix's src/nix/flake.cc: only the local system's checks are built,
+    and `--no-build` builds none)."""
+    steps = jobs("ci.yml")["nix"]["steps"]
+    runs = [shlex.split(step.get("run", "")) for step in steps]
+    evaluate = [
+        i for i, argv in enumerate(runs) if argv[:3] == ["nix", "flake", "check"] and "--all-systems" in argv
+    ]
+    build = [
+        i
+        for i, argv in enumerate(runs)
+        if argv[:3] == ["nix", "flake", "check"] and "--all-systems" not in argv
+    ]
+    assert len(evaluate) == 1 and len(build) == 1
+    assert {"--no-build", "--no-update-lock-file"} <= set(runs[evaluate[0]])
+    assert "--no-build" not in runs[build[0]]
+    assert evaluate[0] < build[0], "the cheap evaluation of every system fails first"
+
+
 def lean_test_paths(text: str) -> list[str]:
     line = next(ln for ln in text.splitlines() if ".venv-lean/bin/python -m pytest" in ln)
     return [arg for arg in shlex.split(line) if arg.startswith("tests")]
@@ -326,3 +442,30 @@ def test_ci_runs_the_same_lean_backend_tests_as_the_ci_script() -> None:
     lean_step = next(s for s in ci["steps"] if "--no-default-groups" in s.get("run", ""))
     assert lean_step["env"]["UV_PROJECT_ENVIRONMENT"] == ".venv-lean"
     assert lean_test_paths(lean_step["run"]) == lean_test_paths((ROOT / ".ci" / "run").read_text())
+
+
+def browser_step(tmp_path: Path, browsers: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ci.yml's browser step as GitHub would, on a PATH that holds only ``browsers`` (stand-ins
+    that print a version) and the shell's own tools."""
+    (step,) = [s for s in jobs("ci.yml")["python"]["steps"] if "browser" in s.get("name", "")]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in browsers:
+        (bin_dir / name).write_text(f"#!/bin/sh\necho {name} 1.0\n")
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": str(bin_dir)}
+    bash = shutil.which("bash") or "/bin/bash"
+    return subprocess.run(
+        [bash, "-eo", "pipefail", "-c", step["run"]], env=env, capture_output=True, text=True
+    )
+
+
+def test_the_browser_step_never_fails_and_installs_nothing(tmp_path: Path) -> None:
+    """The report's browser tests find Chromium or Chrome themselves (KTRDR_CHROMIUM, else PATH) and
+    skip without one; on Ubuntu 24.04 `apt-get install chromium` gets no browser, so the step only
+    reports which browser there is."""
+    none = browser_step(tmp_path / "none", [])
+    assert none.returncode == 0, none.stderr
+    assert "no Chromium or Chrome" in none.stdout
+    chrome = browser_step(tmp_path / "chrome", ["google-chrome"])
+    assert chrome.returncode == 0 and "google-chrome 1.0" in chrome.stdout

@@ -119,14 +119,31 @@ let
     };
   };
   # A fixed point like pyproject.nix's makeScope: packages are called with, and build systems
-  # resolved from, the final set (so overlays that add build inputs are evaluated for real).
-  baseOf = overlay: final: scope // {
-    # pyproject.nix's mkVirtualEnv and overrideScope, as far as nix/shells.nix uses them.
-    mkVirtualEnv = name: spec: {
-      inherit name spec;
-      packages = closure final spec;
-    };
-    overrideScope = extra: setFor (lib.composeExtensions overlay extra);
+  # resolved from, the final set (so overlays that add build inputs are evaluated for real), on the
+  # interpreter `python`.
+  baseOf = python: overlay: final: scope // {
+    inherit python;
+    # pyproject.nix's mkVirtualEnv and overrideScope, as far as nix/shells.nix and nix/apps.nix use
+    # them; the environment records what it is built from.
+    mkVirtualEnv =
+      name: spec:
+      let
+        env = {
+          inherit spec;
+          packages = closure final spec;
+          trimmedPython = final.python ? overrideArgs;
+          stripped = strips final;
+        };
+      in
+      env
+      // {
+        inherit name;
+        inherit (final) python;
+        torchVersion = final.torch.version;
+        formats = lib.genAttrs env.packages (n: final.${n}.passthru.format or "local");
+        outPath = storePath name env;
+      };
+    overrideScope = extra: setOn python (lib.composeExtensions overlay extra);
     # Native builds: pyproject.nix aliases both to the set itself.
     pythonPkgsBuildHost = final;
     pythonPkgsHostHost = final;
@@ -139,13 +156,18 @@ let
     resolveBuildSystem =
       spec: map (name: final.${name}) (pyproject-nix.build.lib.resolvers.resolveNonCyclic [ ] final spec);
   };
-  setFor = overlay: lib.fix (lib.extends overlay (baseOf overlay));
+  setOn = python: overlay: lib.fix (lib.extends overlay (baseOf python overlay));
 
-  sets = lib.genAttrs [ "none" "cpu" "cuda" ] (variant: setFor (python.overlayFor variant));
+  # A store path that, as Nix's, depends on what the derivation is made from.
+  storePath =
+    name: inputs:
+    "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" (builtins.toJSON inputs))}-${name}";
+  record = name: args: args // { outPath = storePath name args; };
 
-  # nix/python.nix's mkPythonSets against a mock pkgs: which interpreter each variant's set is built on
-  # (python313.override records its arguments; callPackage records the python it is given).
-  hostPkgs = {
+  # The mock pkgs nix/system.nix is called with. nix/python.nix's mkPythonSets and mkDevPythonSets
+  # use python313.override, which records its arguments, and callPackage, which gives back the mock
+  # base set on the interpreter it is given (its overrideScope applies the variant's overlay).
+  hostPkgs = pkgs // {
     python313 = pythonMock // {
       override =
         args:
@@ -156,43 +178,61 @@ let
         };
     };
     callPackage = _f: args: {
-      overrideScope = overlay: {
-        inherit (args) python;
-        # Whether the set's overlay turns the strip hook back on (checked on one wheel).
-        strips = !((setFor overlay).sqlalchemy.dontStrip or true);
-      };
+      overrideScope = setOn args.python;
     };
+    # nix/apps.nix's writers: they record their arguments.
+    writeShellApplication = args: record args.name args;
+    runCommand = name: env: script: record name (env // { inherit script; });
   };
-  hostSets = python.mkPythonSets {
+  # nix/system.nix itself, for the outputs that need nothing but the mock (its dev shells).
+  systemOutputs = import (workspaceRoot + "/nix/system.nix") {
+    inherit lib system project;
     pkgs = hostPkgs;
-    inherit pyproject-nix;
+    n2c = null;
+    src = null;
   };
-  editableSet = setFor (lib.composeExtensions (python.overlayFor "none") python.editableOverlay);
 
-  # nix/shells.nix with the mock sets, and the sets system.nix gives it (mkDevPythonSets).
-  shells = import (workspaceRoot + "/nix/shells.nix") {
-    inherit lib pkgs project;
-    pythonSets = sets;
-  };
-  devHostSets = python.mkDevPythonSets {
+  # The images' sets (the trimmed interpreter, stripping) and the dev shells' (stock, no stripping).
+  sets = python.mkPythonSets {
     pkgs = hostPkgs;
     inherit pyproject-nix;
   };
+  devSets = python.mkDevPythonSets {
+    pkgs = hostPkgs;
+    inherit pyproject-nix;
+  };
+  # Whether a set's overlay turns the strip hook back on (checked on one wheel).
+  strips = set: !(set.sqlalchemy.dontStrip or true);
+
+  # The dev shells' editable set, as nix/shells.nix makes it.
+  editableSet = devSets.none.overrideScope python.editableOverlay;
+
+  shells = systemOutputs.devShells;
 
   # The same resolver mkVirtualEnv uses.
   closure = set: spec: pyproject-nix.build.lib.resolvers.resolveCyclic set spec;
 
-  # nix/apps.nix against the same mock: mkVirtualEnv and the pkgs writers record their arguments.
-  record = name: args: args // { outPath = "/nix/store/00000000000000000000000000000000-${name}"; };
-  appOutputs = import (workspaceRoot + "/nix/apps.nix") {
-    inherit lib project;
-    pkgs = {
-      writeShellApplication = args: record args.name args;
-      runCommand = name: env: script: record name (env // { inherit script; });
-    };
-    pythonSets = lib.mapAttrs (
-      variant: set: set // { mkVirtualEnv = name: spec: record name { inherit spec variant; }; }
-    ) sets;
+  # nix/apps.nix on the dev sets, to read its environment and demo script; the apps and checks
+  # themselves are read from nix/system.nix's outputs, whose paths must be these.
+  appsOnDevSets = import (workspaceRoot + "/nix/apps.nix") {
+    inherit lib system project;
+    pkgs = hostPkgs;
+    pythonSets = devSets;
+  };
+
+  # nix/checks.nix on the images' sets, with each role's environment as nix/system.nix makes it: the
+  # command that imports every extension module of the role's stripped wheels.
+  roles = project.roles.rolesFor system;
+  checksOnSets = import (workspaceRoot + "/nix/checks.nix") {
+    inherit lib project roles;
+    pkgs = hostPkgs;
+    pythonSets = sets;
+    envs = lib.mapAttrs (
+      name: role: sets.${role.torch}.mkVirtualEnv "ktrdr-${name}-env" (project.roles.specOf role)
+    ) roles;
+    images = null;
+    backendTestEnv = null;
+    src = null;
   };
 
   # What each image's environment holds, per the role table: names and the torch derivation.
@@ -248,16 +288,21 @@ in
   inherit images;
   apps =
     let
-      inherit (appOutputs) env demo;
+      inherit (appsOnDevSets) env demo;
     in
     {
-      inherit (appOutputs) apps;
+      inherit (systemOutputs) apps;
       # (`path`, not `outPath`: an attribute set with an outPath is written out as that string.)
       env = {
         path = env.outPath;
-        inherit (env) variant spec;
-        packages = closure sets.${env.variant} env.spec;
-        torchVersion = sets.${env.variant}.torch.version;
+        inherit (env)
+          spec
+          packages
+          trimmedPython
+          stripped
+          formats
+          ;
+        torchVersion = if lib.elem "torch" env.packages then env.torchVersion else null;
       };
       demo = {
         path = demo.outPath;
@@ -267,30 +312,50 @@ in
       checks = lib.mapAttrs (_: check: {
         path = check.outPath;
         inherit (check) script;
-      }) appOutputs.checks;
+      }) (lib.filterAttrs (name: _: name == "demo") systemOutputs.checks);
     };
+  extensionImports = lib.mapAttrs (name: role: {
+    command = checksOnSets.extensionImports name role;
+    # (Without the store paths' context, which builtins.match refuses.)
+    inEnvFileChecks =
+      lib.hasInfix (builtins.unsafeDiscardStringContext (checksOnSets.extensionImports name role))
+        (builtins.unsafeDiscardStringContext (checksOnSets.envFileChecks name role));
+  }) roles;
   pruneTable = prune.table;
   runtimePython = lib.mapAttrs (_: set: {
     path = set.python.outPath;
     args = removeAttrs set.python.overrideArgs [ "self" ];
     selfIsTheOverride = set.python.overrideArgs.self.outPath == set.python.outPath;
-  }) hostSets;
+  }) sets;
   runtimePythonArgs = python.runtimePythonArgs;
   # The dev shells' interpreter: stock python313, no override.
   devPython = lib.mapAttrs (_: set: {
     stock = set.python == hostPkgs.python313;
     overridden = set.python ? overrideArgs;
-    inherit (set) strips;
-  }) devHostSets;
-  imagesStrip = lib.mapAttrs (_: set: set.strips) hostSets;
+    strips = strips set;
+  }) devSets;
+  imagesStrip = lib.mapAttrs (_: strips) sets;
+  # What each shell's environment, and the editable set, are built on: the images' trimmed
+  # interpreter or not, stripped or not.
+  shellSets =
+    lib.mapAttrs (_: shell: {
+      trimmedPython = (lib.head shell.packages).python ? overrideArgs;
+      inherit (lib.head shell.packages) stripped;
+    }) shells
+    // {
+      editable = {
+        trimmedPython = editableSet.python ? overrideArgs;
+        stripped = strips editableSet;
+      };
+    };
   shells = lib.mapAttrs (_: shell: rec {
     inherit (shell) env shellHook;
     packages = map (p: p.pname or p.name) shell.packages;
     venv = (lib.head shell.packages).packages;
-    formats = lib.genAttrs venv (n: (sets.cpu.${n} or sets.none.${n}).passthru.format or "local");
+    formats = lib.genAttrs venv (n: (devSets.cpu.${n} or devSets.none.${n}).passthru.format or "local");
   }) shells;
   # Where the dev shell's torch comes from (the CPU table on Linux, the lock on macOS).
-  cpuTorchUrl = sets.cpu.torch.src.fetchurl.url or sets.cpu.torch.src.url or null;
+  cpuTorchUrl = devSets.cpu.torch.src.fetchurl.url or devSets.cpu.torch.src.url or null;
   devSystems = project.devSystems;
   systems = project.systems;
   rolesForSystem = lib.attrNames (project.roles.rolesFor system);

@@ -71,7 +71,16 @@ def test_every_role_of_the_system_has_its_checks_as_a_package(system: str) -> No
     assert {n for n in names if n.endswith("-checks")} == expected
 
 
-@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-linux"])
+@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-linux", "aarch64-darwin"])
 def test_the_flake_has_the_cli_and_the_demo_as_apps(system: str) -> None:
-    """`nix run .` and `nix run .#demo` (nix/apps.nix, wired by nix/system.nix and flake.nix)."""
+    """`nix run .` and `nix run .#demo` (nix/apps.nix, wired by nix/system.nix and flake.nix), on
+    Linux and on macOS."""
     assert flake_attr_names(f"apps.{system}", "nix/apps.nix") == ["default", "demo"]
+
+
+def test_intel_macos_has_the_cli_but_no_demo() -> None:
+    """uv.lock has no torch wheel for x86_64-darwin (nix/apps.nix)."""
+    assert flake_attr_names("apps.x86_64-darwin", "nix/apps.nix") == ["default"]
+    assert flake_attr_names("apps", "nix/apps.nix") == sorted(
+        ["x86_64-linux", "aarch64-linux", "aarch64-darwin", "x86_64-darwin"]
+    )

@@ -334,38 +334,77 @@ def test_nix_resolution_agrees_with_the_lock_budget_resolver(system: str) -> Non
 
 # --- the apps (nix/apps.nix): `nix run .#default` and `nix run .#demo` ------------------------------
 
+APP_SYSTEMS = ["x86_64-linux", "aarch64-linux", "aarch64-darwin", "x86_64-darwin"]
+ROLES = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["ktrdr"]["images"]
 
+
+@cache
+def apps_of(system: str) -> dict[str, Any]:
+    """The apps and checks nix/system.nix builds for ``system``, with the environment and demo
+    nix/apps.nix makes from the dev shells' sets (harness.nix: the paths must agree)."""
+    return nix_eval(f"({harness(nix_inputs(), system)}).apps")
+
+
+@pytest.mark.parametrize("system", APP_SYSTEMS)
 def test_the_apps_run_the_cli_and_the_demo_from_one_environment(system: str) -> None:
-    result = evaluated(system)["apps"]
+    result = apps_of(system)
     apps, env, demo = result["apps"], result["env"], result["demo"]
-    assert set(apps) == {"default", "demo"}
+    # uv.lock has no torch wheel for Intel macOS: the CLI only, no demo (nix/apps.nix).
+    assert set(apps) == ({"default"} if system == "x86_64-darwin" else {"default", "demo"})
     for app in apps.values():
         assert app["type"] == "app" and set(app) == {"type", "program", "meta"}
         assert app["meta"]["description"]  # recent `nix flake check` warns about an app without one
+    # The paths are those of the environment made from the dev shells' sets: nix/system.nix wires
+    # those sets (a set on another interpreter or stripped is another store path).
     assert apps["default"]["program"] == f"{env['path']}/bin/ktrdr"
-    assert apps["demo"]["program"] == f"{demo['path']}/bin/{demo['name']}"
-    assert demo["runtimeInputs"] == [env["path"]]
-    assert demo["text"].split() == ["exec", "ktrdr", "demo", '"$@"']
-    # `nix flake check` runs the demo program itself in the sandbox.
-    script = result["checks"]["demo"]["script"]
-    assert f"{apps['demo']['program']} >demo.log" in script
-    assert all(f'"{line}"' in script for line in ("sharpe_ratio", "deepest drawdown", "demo finished"))
+    if "demo" in apps:
+        assert apps["demo"]["program"] == f"{demo['path']}/bin/{demo['name']}"
+        assert demo["runtimeInputs"] == [env["path"]]
+        assert demo["text"].split() == ["exec", "ktrdr", "demo", '"$@"']
+    if system.endswith("-linux"):
+        # `nix flake check` runs the demo program itself in the sandbox.
+        script = result["checks"]["demo"]["script"]
+        assert f"{apps['demo']['program']} >demo.log" in script
+        assert all(f'"{line}"' in script for line in ("sharpe_ratio", "deepest drawdown", "demo finished"))
 
 
+@pytest.mark.parametrize("system", APP_SYSTEMS)
+def test_the_apps_environment_is_on_the_stock_python_unstripped_from_wheels(system: str) -> None:
+    """Like the dev shells': the binary cache's python313, so a first `nix run` compiles no CPython,
+    and every third-party package a wheel (none built from an sdist, on macOS neither)."""
+    env = apps_of(system)["env"]
+    assert env["trimmedPython"] is False and env["stripped"] is False
+    formats = dict(env["formats"])
+    assert formats.pop("ktrdr") == "local"
+    assert set(formats.values()) == {"wheel"}, [p for p, f in formats.items() if f != "wheel"]
+
+
+@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-linux", "aarch64-darwin"])
 def test_the_apps_environment_is_worker_cpu_with_the_report_extra(system: str) -> None:
-    """The worker-cpu role's package set and extras (CPU torch, nothing CUDA) plus `report`: the
-    demo's chart and `ktrdr ops report`; and the lock's own resolver agrees on what that is."""
+    """The worker-cpu role's extras (CPU torch, nothing CUDA) plus `report`: the demo's chart and
+    `ktrdr ops report`; and the lock's own resolver agrees on what that is. On macOS the torch is
+    the lock's own (PyPI's macOS torch is the CPU build)."""
     from bench.lock_sizes import resolve
 
-    role = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["ktrdr"]["images"]["worker-cpu"]
-    result = evaluated(system)
-    env = result["apps"]["env"]
-    assert env["variant"] == role["torch"] == "cpu"
+    role = ROLES["worker-cpu"]
+    env = apps_of(system)["env"]
+    assert role["torch"] == "cpu"
     assert env["spec"] == {"ktrdr": [*role["extras"], "report"]}
-    assert env["torchVersion"] == f"{locked_torch_version()}+cpu"
+    linux = system.endswith("-linux")
+    assert env["torchVersion"] == locked_torch_version() + ("+cpu" if linux else "")
     packages = set(env["packages"])
-    worker_cpu = set(result["images"]["worker-cpu"]["packages"])
-    assert worker_cpu < packages and {"plotly", "plotille"} <= packages - worker_cpu
+    assert {"torch", "numpy", "pandas", "plotly", "plotille"} <= packages
     assert not [p for p in packages if is_cuda_only(p)]
-    spec = {"extras": [*role["extras"], "report"], "torch": "cpu"}
-    assert packages == set(resolve(spec, ARCHES[system]).packages)
+    if linux:
+        worker_cpu = set(evaluated(system)["images"]["worker-cpu"]["packages"])
+        assert worker_cpu < packages and {"plotly", "plotille"} <= packages - worker_cpu
+        spec = {"extras": [*role["extras"], "report"], "torch": "cpu"}
+        assert packages == set(resolve(spec, ARCHES[system]).packages)
+
+
+def test_on_intel_macos_the_cli_is_the_backends_extras_with_the_report_extra() -> None:
+    env = apps_of("x86_64-darwin")["env"]
+    assert env["spec"] == {"ktrdr": [*ROLES["backend"]["extras"], "report"]}
+    assert env["torchVersion"] is None
+    assert not {"torch", "numpy", "pandas"} & set(env["packages"])
+    assert {"plotly", "plotille", "httpx"} <= set(env["packages"])

@@ -83,12 +83,18 @@ def test_x86_64_macos_gets_the_backend_shell_because_the_lock_has_no_torch_wheel
     assert "torch has no wheel" not in shells("aarch64-darwin")["default"]["shellHook"]
 
 
-def test_dev_shells_are_built_on_the_stock_cached_python313_without_stripping() -> None:
-    """The images' sets stay on the trimmed interpreter and strip (test_nix_eval.py)."""
-    result = evaluated("x86_64-linux")
+@pytest.mark.parametrize("system", ["x86_64-linux", "aarch64-darwin"])
+def test_dev_shells_are_built_on_the_stock_cached_python313_without_stripping(system: str) -> None:
+    """mkDevPythonSets, and the shells nix/system.nix builds from it (the harness calls system.nix
+    itself for them); the images' sets stay on the trimmed interpreter and strip (test_nix_eval.py)."""
+    result = nix_eval(f"with {harness(nix_inputs(), system)}; {{ inherit devPython imagesStrip shellSets; }}")
     expected = {"stock": True, "overridden": False, "strips": False}
     assert result["devPython"] == {variant: expected for variant in ("none", "cpu", "cuda")}
-    assert result["imagesStrip"] == {"none": True, "cpu": True, "cuda": True}
+    linux = system.endswith("-linux")  # nix/strip.nix strips on Linux only
+    assert result["imagesStrip"] == {"none": linux, "cpu": linux, "cuda": linux}
+    assert result["shellSets"] == {
+        name: {"trimmedPython": False, "stripped": False} for name in ("default", "backend", "editable")
+    }
 
 
 def test_the_editable_ktrdr_is_built_from_its_metadata_only() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -14,7 +15,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from .conftest import REPO, nix_eval, nix_instantiate
+from .conftest import NIX_FLAGS, REPO, nix_eval, nix_instantiate
 
 pytestmark = pytest.mark.nix
 
@@ -198,6 +199,30 @@ def test_the_lock_check_rejects_a_wrong_lock(breakage) -> None:
     assert lock_problems(lock, flake_inputs()) != []
 
 
+def test_flake_lock_is_written_as_nix_writes_it() -> None:
+    """Byte for byte what `nix flake lock` would write for this graph, node names included: Nix
+    names each node after the input that first reaches it, depth first over inputs in name order
+    (LockFile::toJSON in src/libflake/lockfile.cc), so nix2container's nixpkgs, reached first, is
+    `nixpkgs` and ours `nixpkgs_2`; keys sorted, two-space indent, a final newline. `nix flake
+    metadata` prints the lock re-serialised that way without fetching anything when the lock is
+    complete. A lock written otherwise works, but the first real re-lock renames its nodes."""
+    nix = shutil.which("nix")
+    if nix is None:
+        pytest.skip("nix is not installed (Debian: apt-get install nix-bin)")
+    if subprocess.run(["git", "ls-files", "--error-unmatch", "flake.lock"], cwd=REPO).returncode != 0:
+        pytest.skip("the flake's files are not tracked by git")
+    proc = subprocess.run(
+        [nix, *NIX_FLAGS, "flake", "metadata", "--json", "--no-update-lock-file"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    written = json.dumps(json.loads(proc.stdout)["locks"], indent=2, sort_keys=True) + "\n"
+    assert (REPO / "flake.lock").read_text() == written
+
+
 def test_nix2container_does_not_follow_our_nixpkgs() -> None:
     assert "inputs" not in flake_inputs()["nix2container"]
 
@@ -208,7 +233,7 @@ def test_flake_lock_pins_the_known_good_input_set() -> None:
     facts = json.loads(FLAKE_INPUTS_FACTS.read_text())["nodes"]
     lock = load_lock()
     for name, fact in facts.items():
-        locked = lock["nodes"][name]["locked"]
+        locked = lock["nodes"][lock["nodes"]["root"]["inputs"][name]]["locked"]
         assert {k: locked[k] for k in LOCKED_KEYS} == {k: fact[k] for k in LOCKED_KEYS}, name
 
 

@@ -2,7 +2,8 @@
 runs its JavaScript, and we read back the screenshot's pixels, the DOM plotly drew, and every
 request the page made (Chromium's net log).
 
-Skips, saying why, where Chromium is not installed (.ci/run and CI's Python job install it).
+Skips, saying why, where no Chromium or Chrome is installed (.ci/run installs Debian's; GitHub's
+Ubuntu runners have Chromium and Google Chrome); KTRDR_CHROMIUM names the browser to use.
 Set KTRDR_REPORT_SCREENSHOTS=<dir> to keep the screenshots for a look.
 """
 
@@ -30,11 +31,20 @@ from results_factory import (
     training_result,
 )
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+def find_chromium() -> str | None:
+    """KTRDR_CHROMIUM when it is set, else the first of these browsers on PATH."""
+    if wanted := os.environ.get("KTRDR_CHROMIUM"):
+        return shutil.which(wanted)
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    return next(filter(None, map(shutil.which, names)), None)
+
+
+CHROMIUM = find_chromium()
 pytestmark = [
     pytest.mark.skipif(
         CHROMIUM is None,
-        reason="headless Chromium is not installed (Debian: apt-get install chromium); "
+        reason="no headless Chromium or Chrome (KTRDR_CHROMIUM, or Debian: apt-get install chromium); "
         "the report is still checked as HTML by test_html_report.py",
     ),
     pytest.mark.timeout(600),
