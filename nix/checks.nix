@@ -66,6 +66,7 @@ let
             "cuda"
             "triton"
           ]
+          ++ project.torch.droppedNames "cpu"
         else
           project.torch.cudaDroppedDependencies;
       prunedPatterns = lib.unique (lib.concatMap project.prune.patternsFor (closureOf role));
@@ -85,7 +86,7 @@ let
       ${envs.${name}}/bin/python -c 'import ktrdr'
     ''
     + lib.optionalString (role.torch != "none") ''
-      ${envs.${name}}/bin/python -c 'import numpy, pandas, torch; torch.nn.Linear(4, 2)(torch.zeros(1, 4)).sum().backward()'
+      ${envs.${name}}/bin/python -c 'import numpy, pandas, torch; m = torch.nn.Linear(4, 2); o = torch.optim.Adam(m.parameters()); m(torch.zeros(1, 4)).sum().backward(); o.step()'
     '';
 
   # The runtime interpreter (nix/python.nix): what the strip arguments remove is gone, and the
