@@ -1,7 +1,7 @@
-"""The worker images leave out what the workers never import: torch's dependencies that
-nix/torch-variants.json drops and the subtrees nix/prune.json prunes. This runs every worker test
-suite (training and backtesting, both worker apps, and the end-to-end tests that start both workers
-and run ``ktrdr demo``) in a scratch environment that is this one without them
+"""The images leave out what they never import: torch's dependencies that nix/torch-variants.json
+drops and the subtrees nix/prune.json prunes. This runs every worker test suite (training and
+backtesting, both worker apps, and the end-to-end tests that start the backend and both workers and
+run ``ktrdr demo``) and the backend's suites in a scratch environment that is this one without them
 (bench.scratch_env), so an import of anything left out fails here before it fails in an image.
 
 The environment keeps the CUDA-only packages the installed (PyPI, CUDA) torch needs to load; the
@@ -26,6 +26,8 @@ from bench.sizes import CPU_WHEEL_STAND_IN, prune_table
 pytest.importorskip("torch")
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
+# The backend image's suites (its prunes: SQLAlchemy's and Alembic's test kits, unused dialects).
+BACKEND_SUITES = ("tests/api", "tests/control", "tests/cli")
 
 
 def left_out() -> set[str]:
@@ -57,8 +59,11 @@ def test_every_pruned_subtree_exists_in_the_locked_packages() -> None:
         with zipfile.ZipFile(CPU_WHEEL_STAND_IN) as zf:
             names = [PurePosixPath(n) for n in zf.namelist()]
             cpu_wheel = {str(n) for n in names} | {str(p) for n in names for p in n.parents}
-    for key in ("torch", "sympy", "mpmath", "numpy", "pandas"):
+    for key in ("torch", "sympy", "mpmath", "numpy", "pandas", "sqlalchemy", "alembic"):
         for pattern in prune_table()[key]:
+            if "/__pycache__/" in pattern:  # a module's bytecode, compiled only where it was imported
+                folder, compiled = pattern.split("/__pycache__/")
+                pattern = f"{folder}/{compiled.split('.', 1)[0]}.py"
             in_wheel = any(
                 fnmatch.fnmatch(d, pattern) or fnmatch.fnmatch(d, pattern + "/*") for d in cpu_wheel
             )
@@ -66,7 +71,7 @@ def test_every_pruned_subtree_exists_in_the_locked_packages() -> None:
 
 
 @pytest.mark.timeout(1800)
-def test_the_worker_suites_pass_without_what_the_images_leave_out(tmp_path: Path) -> None:
+def test_the_suites_pass_without_what_the_images_leave_out(tmp_path: Path) -> None:
     python = lean_copy(tmp_path / "lean", left_out(), pruned_patterns())
     # The environment really lacks them (else this test would prove nothing).
     probe = (
@@ -81,7 +86,7 @@ def test_the_worker_suites_pass_without_what_the_images_leave_out(tmp_path: Path
     out = subprocess.run([python, "-c", probe, *modules], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == {"found": [], "compile_pruned": False, "physics": False}
 
-    suites = [s for s in WORKER_SUITES if (REPO / s).exists()]
+    suites = [s for s in (*WORKER_SUITES, *BACKEND_SUITES) if (REPO / s).exists()]
     run = subprocess.run(
         [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *suites],
         cwd=REPO,
