@@ -145,7 +145,20 @@ let
 
   # nix/python.nix's mkPythonSets against a mock pkgs: which interpreter each variant's set is built on
   # (python313.override records its arguments; callPackage records the python it is given).
+  # overrideAttrs applies its function to a stand-in of cpython's attributes (what runtimePythonAttrs
+  # reads) and records the result.
+  stockPythonAttrs = {
+    configureFlags = [
+      "--without-ensurepip"
+      "--with-tzpath=/nix/store/00000000000000000000000000000000-tzdata/share/zoneinfo"
+    ];
+    postInstall = "# stock postInstall\n";
+    passthru.pythonOnBuildForHost = {
+      outPath = "/nix/store/00000000000000000000000000000000-python3-${pythonVersion}-override-again";
+    };
+  };
   hostPkgs = {
+    inherit stdenv;
     python313 = pythonMock // {
       override =
         args:
@@ -153,6 +166,18 @@ let
         // {
           outPath = "/nix/store/00000000000000000000000000000000-python3-${pythonVersion}-overridden";
           overrideArgs = args;
+          overrideAttrs =
+            f:
+            let
+              attrs = stockPythonAttrs // f stockPythonAttrs;
+            in
+            pythonMock
+            // attrs
+            // attrs.passthru
+            // {
+              outPath = "/nix/store/00000000000000000000000000000000-python3-${pythonVersion}-runtime";
+              overrideArgs = args;
+            };
         };
     };
     callPackage = _f: args: {
@@ -238,6 +263,8 @@ in
     path = set.python.outPath;
     args = removeAttrs set.python.overrideArgs [ "self" ];
     selfIsTheOverride = set.python.overrideArgs.self.outPath == set.python.outPath;
+    inherit (set.python) configureFlags postInstall;
+    buildPythonIsItself = set.python.pythonOnBuildForHost.outPath == set.python.outPath;
   }) hostSets;
   runtimePythonArgs = python.runtimePythonArgs;
   # The dev shells' interpreter: stock python313, no override.
@@ -299,6 +326,7 @@ in
       inherit (plan) common ml;
       torch = lib.mapAttrs (_: plan.torchFor) project.roles.roles;
       own = lib.mapAttrs (_: plan.ownFor) project.roles.roles;
+      extras = lib.mapAttrs (_: plan.extrasFor) project.roles.roles;
     };
   perms = project.imageConfig.permsFor "/nix/store/00000000000000000000000000000000-ktrdr-root";
   inherit (project.imageConfig) rootDirs passwdLines groupLines created;
