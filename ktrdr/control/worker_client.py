@@ -1,26 +1,41 @@
 """The backend's HTTP calls to one worker (health, start, operation status, cancel), per the protocol.
 
 Every call takes the worker's ``endpoint_url``; one shared ``httpx.AsyncClient`` (with an
-injectable transport for tests) serves all workers. Transport failures surface as
-``httpx.HTTPError``; answers the protocol does not allow surface as :class:`WorkerError`.
+injectable transport for tests) serves all workers. It is made, and httpx imported (~0.05 s, most of
+it httpx's command line pulling in rich), on the first call to a worker, not while the backend
+starts. Transport failures surface as ``httpx.HTTPError``; answers the protocol does not allow
+surface as :class:`WorkerError`; callers catch both with ``except call_errors()``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from ktrdr.errors import WorkerError
 from ktrdr.protocol import OperationReport, OperationType, StartAccepted, WorkerHealth
 
+if TYPE_CHECKING:
+    import httpx
+
 START_PATHS: dict[OperationType, str] = {
     OperationType.TRAINING: "/training/start",
     OperationType.BACKTESTING: "/backtests/start",
 }
+
+
+def call_errors() -> tuple[type[Exception], ...]:
+    """What a call to a worker raises when it fails: a transport error or a protocol violation.
+
+    A function, for ``except call_errors():``, evaluated only when an exception gets there, by which
+    time the call has made the client and imported httpx.
+    """
+    import httpx
+
+    return (httpx.HTTPError, WorkerError)
 
 
 @dataclass(frozen=True)
@@ -67,10 +82,21 @@ class WorkerClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout = timeout
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The shared client, made on the first call to a worker."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(timeout=self.timeout, transport=self._transport)
+        return self._client
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def health(self, endpoint_url: str) -> WorkerHealth:
         response = await self._http.get(f"{endpoint_url.rstrip('/')}/health")
