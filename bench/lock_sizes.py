@@ -50,7 +50,8 @@ def is_cuda_only(name: str) -> bool:
     return _in_group("cuda-only", name)
 
 
-# What nix/torch.nix's CUDA overlay drops from torch's dependencies by name (cudaDroppedDependencies).
+# What nix/torch.nix's CUDA overlay drops from torch's dependencies by name (cudaDroppedDependencies):
+# triton and the packages no worker imports.
 CUDA_DROPPED = frozenset(k for k in variants()["variants"]["cuda"]["drop"] if not k.startswith("@"))
 
 
@@ -104,6 +105,7 @@ class Closure:
     packages: dict[str, int]  # name -> wheel bytes (ktrdr itself counts 0)
     # name -> the wheel whose size stands in where the exact one is not known
     stand_ins: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # name -> the lock's version
 
     @property
     def total(self) -> int:
@@ -128,6 +130,7 @@ def resolve(role: dict[str, Any], arch: str) -> Closure:
         return "marker" not in dep or Marker(dep["marker"]).evaluate(env)
 
     seen: dict[str, int] = {}
+    versions: dict[str, str] = {}
     stand_ins: dict[str, str] = {}
     variant = role["torch"]
     todo: list[tuple[dict[str, Any], list[str]]] = [(by_name["ktrdr"][0], role["extras"])]
@@ -137,6 +140,7 @@ def resolve(role: dict[str, Any], arch: str) -> Closure:
         first = name not in seen
         if first:
             seen[name] = 0 if name == "ktrdr" else wheel_size(package, arch)
+            versions[name] = package["version"]
         deps = (package.get("dependencies", []) if first else []) + [
             dep for extra in extras for dep in package.get("optional-dependencies", {}).get(extra, [])
         ]
@@ -149,7 +153,7 @@ def resolve(role: dict[str, Any], arch: str) -> Closure:
         for dep in deps:
             if applies(dep):
                 todo.append((pick(dep), dep.get("extra", [])))
-    return Closure(seen, stand_ins)
+    return Closure(seen, stand_ins, versions)
 
 
 def _version_key(version: str) -> tuple[int, ...]:

@@ -1,29 +1,32 @@
-"""Environment sizes per image role: installed bytes, before and after the prune table, and download
-bytes, from uv.lock.
+"""Environment sizes per image role: installed bytes, before and after the prune table, package by
+package, and download bytes, from uv.lock.
 
 * Installed: each role's Python packages installed with uv from uv.lock into a scratch virtual
-  environment (``uv export`` for the role's extras, then ``uv pip install --no-deps
-  --compile-bytecode``, as the Nix build compiles bytecode into the store), measured on disk; then
+  environment (the role's closure as bench.lock_sizes resolves it, nix/torch-variants.json's drops
+  applied, then ``uv pip install --no-deps --compile-bytecode``, as the Nix build compiles bytecode
+  into the store), measured on disk; then
   the prune table nix/prune.json (the one nix/prune.nix applies) is applied to it and it is measured
   again, and once more after stripping as the Nix build does (nix/strip.nix, from nix/strip.json:
   the strip hook's debug pass on every ELF file of every package that is not CUDA-only, then
   ``--strip-unneeded`` on torch/lib); every stripped extension module of the venv's Python is
-  imported afterwards. The CUDA role leaves out
-  what nix/torch.nix drops from its torch (triton).
+  imported afterwards.
   worker-cpu's torch cannot be installed here (the CPU wheel's index is unreachable): the torch
   2.13.0+cpu wheel that lies on this machine is unpacked into the environment instead, as a stand-in
   for 2.14.0+cpu, and compiled the same way; without it worker-cpu is measured without torch.
 * Download: compressed wheel bytes per role and arch, from uv.lock (bench.lock_sizes).
 
-Not counted: the Python runtime closure (interpreter, stdlib, glibc, openssl...), which every image
-carries on top of these figures. The original system's images, for comparison: 534 MB / 1.35 GB /
-9.19 GB (its own Dockerfiles).
+Each package's store bytes (``package_sizes``: files, bytes, the bytes of a tar layer of them) are
+written to bench/package-sizes.json; bench.estimate adds the runtime closure (interpreter, glibc,
+openssl...: bench/runtime-closure.json) and sums them layer by layer into each image's estimate,
+which ``run`` reports with the budgets. The original system's images, for comparison: 534 MB / 1.35
+GB / 9.19 GB (its own Dockerfiles).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -114,12 +117,70 @@ def apply_prune_table(site: Path) -> dict[str, int]:
 
 def _distribution_files(site: Path) -> dict[str, list[Path]]:
     """The files each installed distribution's RECORD lists, by normalised name."""
-    files: dict[str, list[Path]] = {}
+    return {name: paths for name, (_, paths) in distributions(site).items()}
+
+
+def distributions(site: Path) -> dict[str, tuple[str, list[Path]]]:
+    """Each installed distribution's version and the files its RECORD lists under site-packages."""
+    return {name: (version, paths) for name, (version, paths, _) in _records(site).items()}
+
+
+def _records(site: Path) -> dict[str, tuple[str, list[Path], list[Path]]]:
+    """Per distribution: version, files under site-packages, and scripts (``bin/``) its RECORD lists."""
+    found: dict[str, tuple[str, list[Path], list[Path]]] = {}
+    bin_dir = site.parents[2] / "bin"
     for record in site.glob("*.dist-info/RECORD"):
-        name = re.sub(r"[-_.]+", "-", record.parent.name.split("-", 1)[0]).lower()
-        rows = (line.split(",", 1)[0] for line in record.read_text().splitlines() if line)
-        files[name] = [site / row for row in rows if not row.startswith("..")]
-    return files
+        dist, version = record.parent.name.removesuffix(".dist-info").split("-", 1)
+        name = re.sub(r"[-_.]+", "-", dist).lower()
+        rows = [line.split(",", 1)[0] for line in record.read_text().splitlines() if line]
+        inside = [site / row for row in rows if not row.startswith("..")]
+        scripts = [bin_dir / Path(row).name for row in rows if row.startswith("..") and "/bin/" in row]
+        found[name] = (version, inside, scripts)
+    return found
+
+
+# A tar archive (an image layer) spends one 512-byte header on every entry and pads every file to
+# 512 bytes (POSIX ustar; long names need a PAX header more, which this leaves out).
+TAR_BLOCK = 512
+
+
+def tar_bytes(file_sizes: list[int], other_entries: int) -> int:
+    """Bytes of a tar archive holding files of ``file_sizes`` and ``other_entries`` directories or links."""
+    padded = sum(-(-size // TAR_BLOCK) * TAR_BLOCK for size in file_sizes)
+    return padded + TAR_BLOCK * (len(file_sizes) + other_entries)
+
+
+def package_sizes(site: Path) -> dict[str, dict[str, Any]]:
+    """Per installed distribution, what its own store path holds once installed, pruned and stripped:
+    the files its RECORD lists that are left, the bytecode compiled for each of its modules, the
+    directories they sit in (down from the store path's ``lib/python3.X/site-packages``), their bytes
+    and the bytes of a tar layer of them; and how many entries it adds to site-packages' top level
+    (each becomes one symlink in the venv)."""
+    depth = len(site.relative_to(site.parents[2]).parts)  # lib/python3.X/site-packages
+    sizes: dict[str, dict[str, Any]] = {}
+    for name, (version, listed, scripts) in sorted(_records(site).items()):
+        files = {p for p in listed if p.is_file() and not p.is_symlink()}
+        files |= {
+            pyc
+            for p in listed
+            if p.suffix == ".py"
+            for pyc in [p.parent / "__pycache__" / f"{p.stem}.{sys.implementation.cache_tag}.pyc"]
+            if pyc.is_file()
+        }
+        dirs = {parent for p in files for parent in p.relative_to(site).parents if parent != Path(".")}
+        script_sizes = [p.stat().st_size for p in scripts if p.is_file()]
+        file_sizes = [p.stat().st_size for p in files] + script_sizes
+        sizes[name] = {
+            "version": version,
+            "files": len(file_sizes),
+            "bytes": sum(file_sizes),
+            # the store path itself and lib/, lib/python3.X/, site-packages/ in it, and bin/
+            "tar_bytes": tar_bytes(file_sizes, len(dirs) + depth + 1 + bool(script_sizes)),
+            "top_level": len({p.relative_to(site).parts[0] for p in files}),
+            "scripts": len(script_sizes),
+            "script_bytes": sum(script_sizes),
+        }
+    return sizes
 
 
 def _strip(flags: list[str], paths: list[Path]) -> None:
@@ -182,31 +243,31 @@ def import_extensions(python: str, site: Path, objects: list[Path]) -> int:
     return len(modules)
 
 
-def _requirements(role: dict[str, Any]) -> str:
-    argv = ["uv", "export", "--frozen", "--no-default-groups", "--no-emit-project", "--no-hashes"]
-    argv += [arg for extra in role["extras"] for arg in ("--extra", extra)]
-    text = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=REPO).stdout
-    lines = [line for line in text.splitlines() if line and not line.lstrip().startswith(("#", "-"))]
-
-    def keep(line: str) -> bool:
-        name = line.split("==")[0].strip()
-        if role["torch"] == "cpu":
-            return not (lock_sizes.is_cuda_only(name) or name == "torch")
-        return not (role["torch"] == "cuda" and name in lock_sizes.CUDA_DROPPED)
-
-    return "\n".join(filter(keep, lines)) + "\n"
+def _requirements(name: str, role: dict[str, Any]) -> str:
+    """The role's x86_64 closure as bench.lock_sizes resolves it (torch-variants.json's drops
+    applied to torch's dependencies, as nix/torch.nix does), pinned, without ktrdr and without a torch
+    the variant swaps for a wheel of another index."""
+    closure = lock_sizes.closure(name, "x86_64")
+    swapped = "torch" in lock_sizes.variants()["variants"][role["torch"]]["swap"]
+    pins = [
+        f"{package}=={version}"
+        for package, version in sorted(closure.versions.items())
+        if package != "ktrdr" and not (swapped and package == "torch")
+    ]
+    return "\n".join(pins) + "\n"
 
 
 def _quiet(argv: list[str]) -> None:
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def measure_role(role: dict[str, Any]) -> dict[str, Any]:
-    """Install the role's packages (and ktrdr) into a scratch venv; measure, prune, measure again."""
+def measure_role(name: str, role: dict[str, Any]) -> dict[str, Any]:
+    """Install the role's packages (and ktrdr) into a scratch venv; measure, prune, measure again,
+    strip, measure again, package by package."""
     with tempfile.TemporaryDirectory(prefix="ktrdr-size-") as tmp:
         venv = Path(tmp) / "venv"
         req = Path(tmp) / "requirements.txt"
-        req.write_text(_requirements(role))
+        req.write_text(_requirements(name, role))
         _quiet(["uv", "venv", "-q", "--python", sys.executable, str(venv)])
         python = str(venv / "bin" / "python")
         # Copies, not uv's default hard links into its cache: strip edits a hard-linked file in place,
@@ -222,7 +283,8 @@ def measure_role(role: dict[str, Any]) -> dict[str, Any]:
             if CPU_WHEEL_STAND_IN.exists():
                 with zipfile.ZipFile(CPU_WHEEL_STAND_IN) as zf:
                     zf.extractall(site)
-                _quiet([python, "-m", "compileall", "-q", str(site / "torch")])
+                    tops = sorted({n.split("/", 1)[0] for n in zf.namelist() if "/" in n})
+                _quiet([python, "-m", "compileall", "-q", *(str(site / top) for top in tops)])
                 result["torch"] = f"stand-in {CPU_WHEEL_STAND_IN.name}"
         installed = tree_bytes(site)
         removed = apply_prune_table(site)
@@ -232,20 +294,43 @@ def measure_role(role: dict[str, Any]) -> dict[str, Any]:
             "installed_pruned_mb": round(pruned / MB, 1),
             "pruned_mb_by_entry": {key: round(n / MB, 1) for key, n in removed.items()},
         }
-        if not shutil.which("strip"):
-            return result
-        # nix/strip.nix turns the hook back on for the non-CUDA wheels (nix/strip.json says how).
-        saved, stripped = strip_like_the_hook(site)
-        result["stripped_mb_by_package"] = {name: round(n / MB, 1) for name, n in saved.items()}
-        result["stripped_extension_modules_imported"] = import_extensions(python, site, stripped)
-        result["installed_pruned_stripped_mb"] = round(tree_bytes(site) / MB, 1)
+        if shutil.which("strip"):
+            # nix/strip.nix turns the hook back on for the non-CUDA wheels (nix/strip.json says how).
+            saved, stripped = strip_like_the_hook(site)
+            result["stripped_mb_by_package"] = {pkg: round(n / MB, 1) for pkg, n in saved.items()}
+            result["stripped_extension_modules_imported"] = import_extensions(python, site, stripped)
+            result["installed_pruned_stripped_mb"] = round(tree_bytes(site) / MB, 1)
+        result["package_sizes"] = package_sizes(site)
         return result
 
 
+def write_package_sizes(measured: dict[str, dict[str, Any]], path: Path) -> None:
+    """bench/package-sizes.json: per role, each package's measured store bytes (bench.estimate)."""
+    stand_in = None
+    if any(str(m.get("torch", "")).startswith("stand-in") for m in measured.values()):
+        stand_in = {"file": CPU_WHEEL_STAND_IN.name, "wheel_bytes": CPU_WHEEL_STAND_IN.stat().st_size}
+    table = {
+        "comment": (
+            "Written by `python -m bench --only sizes` (bench/sizes.py); read by bench/estimate.py and "
+            "tests/nix/test_size_budget.py. Per image role, x86_64: each package of its closure as the "
+            "store holds it (installed from uv.lock with its bytecode, nix/prune.json applied, stripped as "
+            "nix/strip.json says): files, bytes, bytes of a tar layer of it, its top-level entries and "
+            "scripts. Re-run after changing uv.lock, the prune table or the strip table."
+        ),
+        "python": platform.python_version(),
+        "torch_stand_in": stand_in,
+        "roles": {name: m["package_sizes"] for name, m in measured.items()},
+    }
+    path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+
+
 def run(install: bool = True) -> dict[str, Any]:
+    from bench import estimate
+
     roles = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["ktrdr"]["images"]
     downloads = lock_sizes.figures()
     result: dict[str, Any] = {"roles": {}}
+    measured: dict[str, dict[str, Any]] = {}
     for name, role in roles.items():
         entry: dict[str, Any] = {
             "download_mb": {arch: mb for arch, (_, mb) in downloads[name].items()},
@@ -253,8 +338,15 @@ def run(install: bool = True) -> dict[str, Any]:
             "original_image_mb": ORIGINAL_IMAGES_MB[name],
         }
         if install:
-            entry |= measure_role(role)
+            measured[name] = measure_role(name, role)
+            entry |= {k: v for k, v in measured[name].items() if k != "package_sizes"}
         result["roles"][name] = entry
+    if install:
+        write_package_sizes(measured, estimate.PACKAGE_SIZES)
+        estimate.package_sizes.cache_clear()
+    plan = estimate.plan_from_nix()
+    result["plan"] = "tier 2 (nix/layer-plan.nix)" if plan else "uv.lock (bench.estimate.plan_from_lock)"
+    result["estimates"] = {name: e.as_dict() for name, e in estimate.estimates(plan).items()}
     return result
 
 

@@ -78,6 +78,7 @@ let
             "cuda"
             "triton"
           ]
+          ++ project.torch.droppedNames "cpu"
         else
           project.torch.cudaDroppedDependencies;
       prunedPatterns = lib.unique (lib.concatMap project.prune.patternsFor (closureOf role));
@@ -98,12 +99,13 @@ let
       ${envs.${name}}/bin/python -c 'import ktrdr'
     ''
     + lib.optionalString (role.torch != "none") ''
-      ${envs.${name}}/bin/python -c 'import numpy, pandas, torch; torch.nn.Linear(4, 2)(torch.zeros(1, 4)).sum().backward()'
+      ${envs.${name}}/bin/python -c 'import numpy, pandas, torch; m = torch.nn.Linear(4, 2); o = torch.optim.Adam(m.parameters()); m(torch.zeros(1, 4)).sum().backward(); o.step()'
     '';
 
-  # The runtime interpreter (nix/python.nix): what the strip arguments remove is gone, and the
-  # standard modules a server needs still import.
+  # The runtime interpreter (nix/python.nix): what its arguments and attributes remove is gone, from
+  # its files and from its closure, and the standard modules a server needs still import.
   runtimePython = pythonSets.none.python;
+  runtimeClosure = pkgs.closureInfo { rootPaths = [ runtimePython ]; };
   interpreterChecks =
     lib.concatMapStrings
       (p: ''
@@ -117,11 +119,25 @@ let
         "lib/python3.13/turtledemo"
         "lib/python3.13/tkinter"
         "lib/python3.13/config-3.13-*"
+        "lib/python3.13/ensurepip/_bundled"
+        "lib/python3.13/pydoc_data"
+        "include"
+        "lib/python3.13/lib-dynload/_curses*"
+        "lib/python3.13/lib-dynload/readline*"
+        "lib/python3.13/lib-dynload/_gdbm*"
+        "lib/python3.13/lib-dynload/_testcapi*"
         "bin/idle*"
         "bin/python*-config"
       ]
     + ''
-      ${envs.backend}/bin/python -c 'import ssl, sqlite3, ctypes, lzma, bz2, zlib, decimal, zoneinfo, asyncio, venv'
+      if find ${runtimePython} -name '*.opt-[12].pyc' | grep -q .; then
+        echo "the runtime python must hold level-0 bytecode only" >&2; exit 1
+      fi
+      if grep -E -- '-(ncurses|readline|gdbm)-' ${runtimeClosure}/store-paths; then
+        echo "the runtime python's closure must not hold ncurses, readline or gdbm" >&2; exit 1
+      fi
+      ${envs.backend}/bin/python -c 'import ssl, sqlite3, ctypes, lzma, bz2, zlib, decimal, zoneinfo, asyncio, venv, dbm.sqlite3'
+      ${envs.backend}/bin/python -c 'import zoneinfo; zoneinfo.ZoneInfo("Europe/Zurich")'
     '';
 
   problems = lib.concatLists (lib.mapAttrsToList closureProblems roles);
@@ -152,10 +168,12 @@ let
       ''}
     '';
 
-  # The common layers are shared: the backend's layers are a prefix of every other image's.
+  # The common layers are shared: the backend's layers below its own (its top layer and, when it has
+  # extras, their layer) are a prefix of every other image's.
+  backendOwnLayers = if (project.layerPlan pythonSets).extrasFor roles.backend == [ ] then 1 else 2;
   sharedLayersCheck = name: ''
     jq -e --slurpfile b ${images.backend} \
-      '.layers[0:($b[0].layers | length - 1)] | map(.digest) == ($b[0].layers[0:-1] | map(.digest))' \
+      '.layers[0:($b[0].layers | length - ${toString backendOwnLayers})] | map(.digest) == ($b[0].layers[0:-${toString backendOwnLayers}] | map(.digest))' \
       ${images.${name}}
   '';
 

@@ -4,7 +4,9 @@
 #   common   ktrdr's core third-party dependencies (every image has them)
 #   ml       numpy, pandas and torch's pure-Python dependencies (same store paths in both workers)
 #   torch    the variant's torch (+ the CUDA libraries for worker-gpu)
-#   image    the venv, ktrdr itself and the role's own extras (the backend's asyncpg)
+#   extras   the role's own extras (the backend's asyncpg), where it has any
+#   image    the venv and ktrdr itself: all an app-only release re-pushes (pyproject.toml's
+#            app_budget_mb; bench/estimate.py estimates it)
 # Which package goes where is nix/layer-plan.nix.
 # No shell, no coreutils, no package manager; ownership and modes come from `perms`, not chown.
 {
@@ -68,8 +70,14 @@ let
     maxLayers = 24;
   };
 
+  # Below the image's own layer, so that layer holds only the venv and ktrdr.
+  extrasDefs = role: lib.optional (plan.extrasFor role != [ ]) { deps = pkgsOf pythonSets.${role.torch} (plan.extrasFor role); };
+
   layersFor =
-    role: chain (baseDefs ++ lib.optionals (role.torch != "none") (mlDefs ++ [ (torchLayerDef role) ]));
+    role:
+    chain (
+      baseDefs ++ lib.optionals (role.torch != "none") (mlDefs ++ [ (torchLayerDef role) ]) ++ extrasDefs role
+    );
 
   imageFor =
     name: role:

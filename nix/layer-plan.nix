@@ -5,6 +5,7 @@
 #   ml      what the `ml` extra adds besides torch and the CUDA-only packages: the same store paths
 #           in both workers
 #   torch   the role's torch and, for CUDA, the nvidia-*/cuda-*/triton packages
+#   extras  the role's own extras (the backend's asyncpg); ktrdr and the venv are the image's own layer
 {
   lib,
   resolveCyclic,
@@ -20,13 +21,16 @@ let
   ml = lib.filter (name: !(lib.elem name common) && name != "ktrdr" && !isTorch name) (
     resolveCyclic sets.cpu { ktrdr = [ "ml" ]; }
   );
+  # What a role's environment holds outside the shared layers: ktrdr and the role's own extras.
+  ownFor =
+    role: lib.filter (name: !isShared name && !isTorch name) (resolveCyclic sets.${role.torch} (specOf role));
 in
 {
-  inherit common ml;
+  inherit common ml ownFor;
 
   torchFor = role: lib.filter isTorch (resolveCyclic sets.${role.torch} (specOf role));
 
-  # What a role's environment holds outside the shared layers (its own top layer).
-  ownFor =
-    role: lib.filter (name: !isShared name && !isTorch name) (resolveCyclic sets.${role.torch} (specOf role));
+  # The role's own extras (the backend's asyncpg): their layer sits below the image's own one, which
+  # then holds only what an app-only release changes (the venv and ktrdr).
+  extrasFor = role: lib.filter (name: name != "ktrdr") (ownFor role);
 }

@@ -4,17 +4,21 @@
 # non-CUDA wheels (strip.nix) last. Everything here needs only nixpkgs' lib; `mkPythonSets`
 # takes pkgs to instantiate the sets on one trimmed python313 (`runtimePythonFor`).
 #
-# The interpreter: nixpkgs' python313 with cpython's own strip arguments (`runtimePythonArgs`). Stock
-# python313 already deletes Lib/test except test.support/libregrtest in its postInstall; the arguments
-# also remove those, IDLE and turtledemo, the tkinter package (no _tkinter: x11Support is off by
-# default) and the config-3.13-* directory (libpython3.13.a, Makefile) with python3-config, and builds
-# without bluez (AF_BLUETOOTH). Measured on a local CPython 3.13 lib after the same stock postInstall
-# and `strip -S`: 79 -> 58 MB (docs/nix.md).
-# ssl, sqlite3, ctypes, lzma, bz2, zlib, decimal, zoneinfo, readline stay. The cost: an overridden
-# CPython is not in the binary cache, so each architecture builds it from source once (minutes;
-# Cachix serves it afterwards where CI pushes to one). The images' sets and the checks use it; the dev
-# shells pass `python = pkgs.python313`, the binary cache's stock build, so a first `nix develop`
-# compiles nothing (docs/nix.md has the numbers behind that choice).
+# The interpreter: nixpkgs' python313 with cpython's own arguments (`runtimePythonArgs`) and a few
+# attributes no argument covers (`runtimePythonAttrs`). Stock python313 already deletes Lib/test
+# except test.support/libregrtest in its postInstall; the arguments also remove those, IDLE and
+# turtledemo, the tkinter package (no _tkinter: x11Support is off by default) and the config-3.13-*
+# directory (libpython3.13.a, Makefile) with python3-config, build without bluez (AF_BLUETOOTH),
+# readline and gdbm; the attributes leave out the curses modules (so nothing links ncurses and its
+# terminfo database), the -O/-OO bytecode, the C-API test modules, ensurepip's bundled pip,
+# pydoc's topics and the C headers.
+# Measured on a local CPython 3.13 after the same postInstall and `strip -S` (docs/nix.md,
+# tools/runtime_closure.py): 77.0 MB -> 36.9 MB, and ncurses, readline, gdbm (5.4 MB) leave the closure.
+# ssl, sqlite3, ctypes, lzma, bz2, zlib, decimal, zoneinfo (with tzdata), dbm.sqlite3 stay. The
+# cost: an overridden CPython is not in the binary cache, so each architecture builds it from source
+# once (minutes; Cachix serves it afterwards where CI pushes to one). The images' sets and the checks
+# use it; the dev shells pass `python = pkgs.python313`, the binary cache's stock build, so a first
+# `nix develop` compiles nothing (docs/nix.md has the numbers behind that choice).
 #
 # Bytecode: pyproject.nix's configure hook sets UV_COMPILE_BYTECODE=1 unless tool.uv.compile-bytecode
 # is false (it is not), so every package is installed with its .pyc compiled in the store.
@@ -108,7 +112,10 @@ let
     root = "$REPO_ROOT";
   }) editableFixups;
 
-  # Arguments of nixpkgs' cpython/default.nix; python3Minimal gets the same values from withMinimalDeps.
+  # Arguments of nixpkgs' cpython/default.nix (read at nixpkgs 007088359e7a; stripConfig..bluezSupport,
+  # withReadline and withGdbm are also arguments of the newer per-version python3XY files, which pass
+  # them on to it: tests/nix checks the names against both). python3Minimal gets the same from
+  # withMinimalDeps.
   runtimePythonArgs = {
     stripConfig = true; # bin/python*-config, lib/python3.13/config-3.13-* (static libpython, Makefile)
     stripIdlelib = true; # bin/idle*, idlelib, turtledemo
@@ -117,18 +124,53 @@ let
     # AF_BLUETOOTH sockets (bluez headers); the default is on for Linux in newer nixpkgs. A server never
     # opens one, and the build is from source anyway.
     bluezSupport = false;
+    # The readline module (line editing in an interactive `python`, pdb); it links readline and ncurses.
+    withReadline = false;
+    # dbm.gnu and dbm.ndbm (gdbm); dbm.sqlite3, 3.13's default for dbm and shelve, stays.
+    withGdbm = false;
+  };
+
+  # What no argument of cpython's does, as derivation attributes: configure's own switch for a stdlib
+  # module (`py_cv_module_<name>=n/a`, as nixpkgs sets for _scproxy) leaves out curses, which would
+  # link ncurses (and with it the whole terminfo database) into every image; the bytecode is kept at
+  # the level the images run (rebuildBytecode compiles the stdlib at 0, -O and -OO: 25 MB of the
+  # latter two that an interpreter started without -O never reads); CPython's C-API test modules,
+  # ensurepip's bundled pip wheel (venv without --without-pip), pydoc's topic texts (help("if") in a
+  # REPL) and the C headers (every package of the lock is a wheel, tier 2 checks it: nothing is
+  # compiled against this interpreter) go.
+  runtimePythonAttrs = old: {
+    configureFlags = (old.configureFlags or [ ]) ++ [
+      "py_cv_module__curses=n/a"
+      "py_cv_module__curses_panel=n/a"
+    ];
+    postInstall = (old.postInstall or "") + ''
+      find $out -name '*.opt-1.pyc' -delete
+      find $out -name '*.opt-2.pyc' -delete
+      rm -f $out/lib/python*/lib-dynload/{_test,_xxtestfuzz,xxlimited,xxsubtype,_ctypes_test}*.so
+      rm -rf $out/lib/python*/ensurepip/_bundled $out/lib/python*/pydoc_data $out/include
+    '';
   };
 
   # The dev shells' interpreter: the binary cache's stock python313, so a first `nix develop`
   # compiles no CPython (docs/nix.md has the numbers).
   devPythonFor = pkgs: pkgs.python313;
 
-  # `self` must be the overridden interpreter itself: cpython's passthru (interpreter, pkgs, the
-  # spliced pythonOnBuildForHost that pyproject.nix's hooks install wheels with) is built from it.
+  # `self` must be the final interpreter itself: cpython's passthru (interpreter, pkgs) is built from
+  # it. Its passthru's pythonOnBuildForHost, which pyproject.nix's hooks install wheels with, is
+  # nixpkgs' `override` of python313 with the same arguments, which knows nothing of
+  # runtimePythonAttrs: for a native build it is set to the final interpreter too, so that one
+  # CPython is built, not two, and no package records the other one's path.
   runtimePythonFor =
     pkgs:
     let
-      python = pkgs.python313.override (runtimePythonArgs // { self = python; });
+      native = pkgs.stdenv.buildPlatform.system == pkgs.stdenv.hostPlatform.system;
+      python = (pkgs.python313.override (runtimePythonArgs // { self = python; })).overrideAttrs (
+        old:
+        runtimePythonAttrs old
+        // {
+          passthru = (old.passthru or { }) // lib.optionalAttrs native { pythonOnBuildForHost = python; };
+        }
+      );
     in
     python;
 
@@ -169,7 +211,12 @@ in
     editableSource
     ;
 
-  inherit runtimePythonArgs runtimePythonFor devPythonFor;
+  inherit
+    runtimePythonArgs
+    runtimePythonAttrs
+    runtimePythonFor
+    devPythonFor
+    ;
 
   inherit mkPythonSets mkDevPythonSets;
 }

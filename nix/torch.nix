@@ -61,11 +61,12 @@ let
       a torch version the table covers. The table has: ${known}.
     '');
 
-  # torch's dependencies that the CUDA variant drops, by name (the table says why: triton is only
-  # torch.compile's code generator).
-  cudaDroppedDependencies = lib.filter (key: !lib.hasPrefix "@" key) (
-    lib.attrNames variants.variants.cuda.drop
-  );
+  # torch's dependencies that `variant` drops by name (not through a group): the packages no worker
+  # imports (the table says why for each).
+  droppedNames = variant: lib.filter (key: !lib.hasPrefix "@" key) (lib.attrNames variants.variants.${variant}.drop);
+
+  # The CUDA variant's: triton (torch.compile's code generator) and the never-imported ones.
+  cudaDroppedDependencies = droppedNames "cuda";
 
   withoutCudaDropped = withoutDropped "cuda";
 
@@ -177,6 +178,7 @@ in
   inherit
     variants
     droppedIn
+    droppedNames
     isCudaOnly
     cpuWheel
     wheelKey

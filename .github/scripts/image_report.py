@@ -1,10 +1,11 @@
 """Job-summary report of the built images: are they right-sized?
 
 Per image and architecture: the real uncompressed and compressed sizes, next to the budget (the role
-table's ``image_budget_mb``) and the lock-derived estimate (``python -m bench.lock_sizes``: the
-compressed wheel bytes of the image's Python packages), the layer count, and the top layer (the
-venv, ktrdr and the role's own extras: what an app-only change re-pushes). Then, per architecture,
-the bytes the images share. Fails (exit 1) when a built image is larger than its budget.
+table's ``image_budget_mb``), the estimate (``python -m bench.estimate``: the whole image and its top
+layer estimated from the layer plan, where measured, and the compressed wheel bytes of the image's
+Python packages from the lock), the layer count, and the top layer (ktrdr and the venv: what an
+app-only change re-pushes) next to its budget (``app_budget_mb``). Then, per architecture, the bytes
+the images share. Fails (exit 1) when a built image, or its top layer, is larger than its budget.
 
 Reads the artifacts each build leg of the images workflow uploads, one folder per image and
 architecture: ``meta.json``, ``image.json`` (nix2container's image description: every layer's
@@ -95,29 +96,37 @@ def over_budget(images: list[BuiltImage], roles: dict[str, ImageRole]) -> list[B
     return [img for img in images if img.size > roles[img.image].image_budget_mb * MB]
 
 
-def estimate_of(estimates: dict[str, Any], img: BuiltImage) -> str:
+def top_over_budget(images: list[BuiltImage], roles: dict[str, ImageRole]) -> list[BuiltImage]:
+    return [img for img in images if img.top.size > roles[img.image].app_budget_mb * MB]
+
+
+def estimate_of(estimates: dict[str, Any], img: BuiltImage) -> tuple[str, str]:
+    """(whole image / top layer estimated from the layer plan, the lock's wheel bytes) for ``img``."""
     entry = estimates.get(img.image, {}).get(MACHINE[img.arch])
     if not entry:
-        return "—"
-    text = mb(int(entry["wheel_bytes"]))
+        return "—", "—"
+    planned = "—"
+    if "image_bytes" in entry:
+        planned = f"{mb(int(entry['image_bytes']))} / {mb(int(entry['app_bytes']), 2)}"
+    wheels = mb(int(entry["wheel_bytes"]))
     if entry.get("stand_ins"):
-        text += " (" + ", ".join(f"{n}: {w} stands in" for n, w in entry["stand_ins"].items()) + ")"
-    return text
+        wheels += " (" + ", ".join(f"{n}: {w} stands in" for n, w in entry["stand_ins"].items()) + ")"
+    return planned, wheels
 
 
 def report(images: list[BuiltImage], roles: dict[str, ImageRole], estimates: dict[str, Any]) -> str:
     over = over_budget(images, roles)
+    top_over = top_over_budget(images, roles)
     built = {(img.image, img.arch) for img in images}
     missing = [(n, a) for n, role in roles.items() for a in role.arches if (n, a) not in built]
-    if over:
-        verdict = (
-            "**Over budget: "
-            + ", ".join(
-                f"ktrdr-{i.image} ({i.arch}) {mb(i.size)} > {roles[i.image].image_budget_mb:,} MB"
-                for i in over
-            )
-            + ".**"
-        )
+    problems = [
+        f"ktrdr-{i.image} ({i.arch}) {mb(i.size)} > {roles[i.image].image_budget_mb:,} MB" for i in over
+    ] + [
+        f"ktrdr-{i.image} ({i.arch}) top layer {mb(i.top.size, 2)} > {roles[i.image].app_budget_mb:,} MB"
+        for i in top_over
+    ]
+    if problems:
+        verdict = "**Over budget: " + ", ".join(problems) + ".**"
     else:
         verdict = f"**All {len(images)} built images are within their budgets.**"
     lines = [
@@ -125,23 +134,27 @@ def report(images: list[BuiltImage], roles: dict[str, ImageRole], estimates: dic
         "",
         verdict,
         "",
-        "| image | arch | uncompressed | budget | compressed | lock's wheels (estimate) | layers | "
-        "top layer: an app-only change re-pushes |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| image | arch | uncompressed | budget | compressed | estimate: image / top layer | "
+        "lock's wheels | layers | top layer: an app-only change re-pushes | top budget |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for img in sorted(images, key=lambda i: (i.image, i.arch)):
-        budget = roles[img.image].image_budget_mb
+        role = roles[img.image]
         size = mb(img.size) + (" ❌ over" if img in over else "")
+        top = f"{mb(img.top.size, 2)} ({mb(img.top.compressed, 2)} compressed)"
+        top += " ❌ over" if img in top_over else ""
+        planned, wheels = estimate_of(estimates, img)
         lines.append(
-            f"| ktrdr-{img.image} | {img.arch} | {size} | {budget:,} MB | {mb(img.compressed)} | "
-            f"{estimate_of(estimates, img)} | {len(img.layers)} | "
-            f"{mb(img.top.size, 2)} ({mb(img.top.compressed, 2)} compressed) |"
+            f"| ktrdr-{img.image} | {img.arch} | {size} | {role.image_budget_mb:,} MB | "
+            f"{mb(img.compressed)} | {planned} | {wheels} | {len(img.layers)} | {top} | "
+            f"{role.app_budget_mb:,} MB |"
         )
     lines += [
         "",
         "Uncompressed: the layers' tar sizes (what a host stores). Compressed: what the registry holds "
-        "and a host downloads. The lock's wheels: the compressed wheel bytes of the image's Python "
-        "packages from uv.lock; the image adds the Python runtime closure and unpacks the wheels.",
+        "and a host downloads. Estimate: bench.estimate's whole image and top layer, from the layer plan, "
+        "the measured packages and the runtime closure's measured parts (x86_64). The lock's wheels: the "
+        "compressed wheel bytes of the image's Python packages from uv.lock.",
     ]
     if missing:
         lines.append("Not built in this run: " + ", ".join(f"ktrdr-{n} ({a})" for n, a in missing) + ".")
@@ -174,7 +187,7 @@ def report(images: list[BuiltImage], roles: dict[str, ImageRole], estimates: dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("artifacts", type=Path)
-    parser.add_argument("--estimates", type=Path, help="python -m bench.lock_sizes output")
+    parser.add_argument("--estimates", type=Path, help="python -m bench.estimate output")
     args = parser.parse_args(argv)
     folders = sorted(p.parent for p in args.artifacts.glob("*/meta.json"))
     if not folders:
@@ -183,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     estimates = json.loads(args.estimates.read_text()) if args.estimates else {}
     roles = load_roles()
     print(report(images, roles, estimates), end="")
-    return 1 if over_budget(images, roles) else 0
+    return 1 if over_budget(images, roles) or top_over_budget(images, roles) else 0
 
 
 if __name__ == "__main__":

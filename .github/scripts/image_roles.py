@@ -40,6 +40,8 @@ class ImageRole:
     platforms: tuple[str, ...]
     # The whole image, uncompressed: the images workflow fails when a built image is larger.
     image_budget_mb: int
+    # Its top layer (ktrdr and the venv, what an app-only release re-pushes), uncompressed: likewise.
+    app_budget_mb: int
     # The lock's wheel bytes for the role (compressed downloads), where set: the size-budget test.
     wheels_budget_mb: int | None
 
@@ -65,6 +67,7 @@ def load_roles(pyproject: Path = REPO_ROOT / "pyproject.toml") -> dict[str, Imag
             torch=row["torch"],
             platforms=tuple(row["platforms"]),
             image_budget_mb=int(row["image_budget_mb"]),
+            app_budget_mb=int(row["app_budget_mb"]),
             wheels_budget_mb=int(row["wheels_budget_mb"]) if "wheels_budget_mb" in row else None,
         )
     return roles

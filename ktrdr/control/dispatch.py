@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 
 from ktrdr.control.models import Operation
 from ktrdr.control.registry import WorkerRegistry
 from ktrdr.control.store import OperationStore
-from ktrdr.control.worker_client import WorkerClient
+from ktrdr.control.worker_client import WorkerClient, call_errors
 from ktrdr.errors import NoWorkerAvailableError, WorkerError
 from ktrdr.logs import get_logger
 from ktrdr.protocol import OPERATION_FOR_WORKER, OperationStatus, OperationType, WorkerInfo
@@ -64,7 +63,7 @@ class Dispatcher:
             try:
                 token = self._registry.token_for(worker.worker_id)
                 outcome = await self._client.start(worker.endpoint_url, operation_type, payload, token=token)
-            except (httpx.HTTPError, WorkerError) as exc:
+            except call_errors() as exc:
                 log.warning("dispatch.worker_unreachable", worker_id=worker.worker_id, error=str(exc))
                 self._registry.mark_busy(worker.worker_id)
                 continue

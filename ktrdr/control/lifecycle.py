@@ -22,13 +22,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
-
 from ktrdr.control.models import Operation, utcnow
 from ktrdr.control.registry import WorkerRegistry
 from ktrdr.control.store import OperationStore
-from ktrdr.control.worker_client import WorkerClient
-from ktrdr.errors import ConflictError, OperationNotFoundError, WorkerError
+from ktrdr.control.worker_client import WorkerClient, call_errors
+from ktrdr.errors import ConflictError, OperationNotFoundError
 from ktrdr.logs import get_logger
 from ktrdr.protocol import OperationReport, OperationStatus, WorkerRegistration, WorkerStatus
 
@@ -121,7 +119,7 @@ class OperationLifecycle:
             report = await self._client.get_operation(
                 worker.endpoint_url, operation.operation_id, token=self._registry.token_for(worker.worker_id)
             )
-        except (httpx.HTTPError, WorkerError) as exc:
+        except call_errors() as exc:
             log.info("operation.result_not_fetched", operation_id=operation.operation_id, error=str(exc))
             return None
         if report is None or report.operation_id != operation.operation_id or not report.status.is_terminal:
@@ -146,7 +144,7 @@ class OperationLifecycle:
                 token=self._registry.token_for(worker.worker_id),
                 wait_s=PROGRESS_PULL_WAIT_S,
             )
-        except (httpx.HTTPError, WorkerError) as exc:
+        except call_errors() as exc:
             log.debug("operation.progress_pull_failed", operation_id=operation.operation_id, error=str(exc))
             return operation
         if report is None or report.operation_id != operation.operation_id:
@@ -171,7 +169,7 @@ class OperationLifecycle:
             try:
                 token = self._registry.token_for(worker.worker_id)
                 report = await self._client.cancel(worker.endpoint_url, operation_id, reason, token=token)
-            except (httpx.HTTPError, WorkerError) as exc:
+            except call_errors() as exc:
                 log.warning("operation.cancel_not_delivered", operation_id=operation_id, error=str(exc))
                 report = None
             if report is not None and report.status.is_terminal and report.operation_id == operation_id:
@@ -248,7 +246,7 @@ class OperationLifecycle:
             report = await self._client.get_operation(
                 worker.endpoint_url, operation.operation_id, token=self._registry.token_for(worker.worker_id)
             )
-        except (httpx.HTTPError, WorkerError):
+        except call_errors():
             return
         if report is None:
             await self._fail(operation, f"worker {wid} does not know operation {operation.operation_id}")

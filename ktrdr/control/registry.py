@@ -23,11 +23,9 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable
 
-import httpx
-
 from ktrdr.control.models import utcnow
 from ktrdr.control.store import OperationStore
-from ktrdr.control.worker_client import WorkerClient
+from ktrdr.control.worker_client import WorkerClient, call_errors
 from ktrdr.errors import WorkerError, WorkerNotFoundError
 from ktrdr.logs import get_logger
 from ktrdr.protocol import WorkerInfo, WorkerRegistration, WorkerStatus, WorkerType
@@ -222,7 +220,7 @@ class WorkerRegistry:
         asked_at = self._clock()
         try:
             health = await self._client.health(worker.endpoint_url, token=self._presented[worker.worker_id])
-        except (httpx.HTTPError, WorkerError) as exc:
+        except call_errors() as exc:
             worker.last_health_check = self._clock()
             worker.health_check_failures += 1
             if worker.health_check_failures >= self._failures_threshold:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import delete, event, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from ktrdr.control.migrations import check_db_url
@@ -93,6 +94,16 @@ class OperationStore:
             return True
         except Exception:
             return False
+
+    async def schema_revision(self) -> str | None:
+        """The migration revision the database records (Alembic's ``alembic_version`` table), or
+        None when it has none yet."""
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+        except DBAPIError:  # no such table: a database never migrated
+            return None
+        return rows[0] if len(rows) == 1 else None
 
     # --- operations ------------------------------------------------------------------------------
 

@@ -4,16 +4,17 @@ Every call takes the worker's ``endpoint_url`` and which of the backend's tokens
 that worker: the one it registered with (``token``, a :class:`ktrdr.web.tokens.TokenSlot`; None
 when no token is configured). So a worker endpoint registered with the previous token never
 receives the current one (docs/deploy.md, "Trust model"). One shared ``httpx.AsyncClient`` (with
-an injectable transport for tests) serves all workers. Transport failures surface as
-``httpx.HTTPError``; answers the protocol does not allow surface as :class:`WorkerError`.
+an injectable transport for tests) serves all workers. It is made, and httpx imported (~0.05 s,
+most of it httpx's command line pulling in rich), on the first call to a worker, not while the
+backend starts. Transport failures surface as ``httpx.HTTPError``; answers the protocol does not
+allow surface as :class:`WorkerError`; callers catch both with ``except call_errors()``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
@@ -21,10 +22,24 @@ from ktrdr.errors import WorkerError
 from ktrdr.protocol import OperationReport, OperationType, StartAccepted, WorkerHealth
 from ktrdr.web.tokens import BearerTokens, TokenSlot
 
+if TYPE_CHECKING:
+    import httpx
+
 START_PATHS: dict[OperationType, str] = {
     OperationType.TRAINING: "/training/start",
     OperationType.BACKTESTING: "/backtests/start",
 }
+
+
+def call_errors() -> tuple[type[Exception], ...]:
+    """What a call to a worker raises when it fails: a transport error or a protocol violation.
+
+    A function, for ``except call_errors():``, evaluated only when an exception gets there, by which
+    time the call has made the client and imported httpx.
+    """
+    import httpx
+
+    return (httpx.HTTPError, WorkerError)
 
 
 @dataclass(frozen=True)
@@ -78,10 +93,21 @@ class WorkerClient:
     ) -> None:
         self.timeout = timeout
         self.tokens = tokens or BearerTokens(None)
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The shared client, made on the first call to a worker."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(timeout=self.timeout, transport=self._transport)
+        return self._client
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     def _auth(self, token: TokenSlot | None) -> dict[str, str]:
         value = self.tokens.token(token) if token is not None else None

@@ -29,8 +29,14 @@ def test_bench_runs_quick_and_writes_every_section(
     roles = results["sizes"]["roles"]
     assert set(roles) == {"backend", "worker-cpu", "worker-gpu"}
     assert roles["backend"]["download_mb"]["x86_64"] < roles["worker-gpu"]["download_mb"]["x86_64"]
+    estimates = results["sizes"]["estimates"]
+    assert set(estimates) == {"backend", "worker-cpu", "worker-gpu"}
+    for estimate in estimates.values():
+        assert set(estimate["layers_mb"]) == {"base", "common", "ml", "torch", "extras", "app"}
+        assert estimate["image_mb"] > estimate["app_mb"] > 0
     printed = capsys.readouterr().out
     assert "ktrdr --help / python -c pass" in printed and "backtest" in printed
+    assert "app-only release re-pushes" in printed
 
 
 def test_bench_rejects_unknown_sections(tmp_path: Path) -> None:

@@ -66,7 +66,17 @@ def test_no_known_size_for_the_arch_is_an_error() -> None:
         ("cuda", "triton", True),
         ("cuda", "nvidia-cublas", False),
         ("none", "triton", False),
+        ("cpu", "networkx", True),
+        ("cuda", "setuptools", True),
+        ("cpu", "sympy", False),
+        ("none", "jinja2", False),
     ],
 )
 def test_drops_follow_the_variant_table(variant: str, name: str, dropped: bool) -> None:
     assert lock_sizes.dropped_in(variant, name) is dropped
+
+
+def test_a_dropped_edge_keeps_a_package_something_else_needs() -> None:
+    """markupsafe is jinja2's (dropped with torch's edge to it) and Mako's (Alembic's): it stays."""
+    cpu = lock_sizes.closure("worker-cpu", "x86_64").packages
+    assert "jinja2" not in cpu and "markupsafe" in cpu

@@ -77,7 +77,8 @@ def test_nix_the_sbom_and_bench_read_the_variant_table_alike(variant: str) -> No
 
 
 def test_the_check_fails_when_the_sbom_reads_another_table(tmp_path: Path) -> None:
-    """With triton's drop removed from the table the SBOM reads, it no longer matches the image."""
+    """With triton's (CUDA) or networkx's (CPU) drop removed from the table the SBOM reads, it no
+    longer matches the image."""
     if shutil.which("uv") is None:
         pytest.skip("uv is not on PATH")
     for name in ("pyproject.toml", "uv.lock", "nix/torch-variants.json", "nix/torch-cpu-wheels.json"):
@@ -85,8 +86,10 @@ def test_the_check_fails_when_the_sbom_reads_another_table(tmp_path: Path) -> No
         shutil.copy(ROOT / name, tmp_path / name)
     table_file = tmp_path / "nix" / "torch-variants.json"
     table = json.loads(table_file.read_text())
-    table["variants"]["cuda"]["drop"] = {}
+    del table["variants"]["cuda"]["drop"]["triton"]
+    del table["variants"]["cpu"]["drop"]["networkx"]
     table_file.write_text(json.dumps(table))
-    listed = {c["name"] for c in image_sbom.image_sbom("worker-gpu", "amd64", root=tmp_path)["components"]}
-    closure = set(evaluated(SYSTEM["amd64"])["images"]["worker-gpu"]["packages"]) - {"ktrdr"}
-    assert listed - closure == {"triton"}
+    for image, extra in (("worker-gpu", "triton"), ("worker-cpu", "networkx")):
+        listed = {c["name"] for c in image_sbom.image_sbom(image, "amd64", root=tmp_path)["components"]}
+        closure = set(evaluated(SYSTEM["amd64"])["images"][image]["packages"]) - {"ktrdr"}
+        assert listed - closure == {extra}, image

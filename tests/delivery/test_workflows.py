@@ -184,7 +184,7 @@ def test_the_summary_reports_sizes_against_budgets_and_fails_over_them() -> None
     report = jobs("images.yml")["report"]
     assert set(report["needs"]) == {"plan", "build"}
     run = step_runs(report)
-    assert "python -m bench.lock_sizes > estimates.json" in run
+    assert "python -m bench.estimate > estimates.json" in run
     assert "image_report.py legs --estimates estimates.json | tee" in run
 
 

@@ -164,6 +164,20 @@ let
     "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" (builtins.toJSON inputs))}-${name}";
   record = name: args: args // { outPath = storePath name args; };
 
+  # A stand-in of cpython's attributes, for python313.override's overrideAttrs: it applies its
+  # function to these (what runtimePythonAttrs reads) and records the result.
+  stockPythonAttrs = {
+    configureFlags = [
+      "--without-ensurepip"
+      "--with-tzpath=/nix/store/00000000000000000000000000000000-tzdata/share/zoneinfo"
+    ];
+    postInstall = "# stock postInstall\n";
+    passthru = pythonMock.passthru // {
+      pythonOnBuildForHost = {
+        outPath = "/nix/store/00000000000000000000000000000000-python3-${pythonVersion}-override-again";
+      };
+    };
+  };
   # The mock pkgs nix/system.nix is called with. nix/python.nix's mkPythonSets and mkDevPythonSets
   # use python313.override, which records its arguments, and callPackage, which gives back the mock
   # base set on the interpreter it is given (its overrideScope applies the variant's overlay).
@@ -175,6 +189,18 @@ let
         // {
           outPath = "/nix/store/00000000000000000000000000000000-python3-${pythonVersion}-overridden";
           overrideArgs = args;
+          overrideAttrs =
+            f:
+            let
+              attrs = stockPythonAttrs // f stockPythonAttrs;
+            in
+            pythonMock
+            // attrs
+            // attrs.passthru
+            // {
+              outPath = "/nix/store/00000000000000000000000000000000-python3-${pythonVersion}-runtime";
+              overrideArgs = args;
+            };
         };
     };
     callPackage = _f: args: {
@@ -326,6 +352,8 @@ in
     path = set.python.outPath;
     args = removeAttrs set.python.overrideArgs [ "self" ];
     selfIsTheOverride = set.python.overrideArgs.self.outPath == set.python.outPath;
+    inherit (set.python) configureFlags postInstall;
+    buildPythonIsItself = set.python.pythonOnBuildForHost.outPath == set.python.outPath;
   }) sets;
   runtimePythonArgs = python.runtimePythonArgs;
   # The dev shells' interpreter: stock python313, no override.
@@ -400,6 +428,7 @@ in
       inherit (plan) common ml;
       torch = lib.mapAttrs (_: plan.torchFor) project.roles.roles;
       own = lib.mapAttrs (_: plan.ownFor) project.roles.roles;
+      extras = lib.mapAttrs (_: plan.extrasFor) project.roles.roles;
     };
   perms = project.imageConfig.permsFor "/nix/store/00000000000000000000000000000000-ktrdr-root";
   inherit (project.imageConfig) rootDirs passwdLines groupLines created;

@@ -174,6 +174,15 @@ def test_every_set_is_built_on_one_trimmed_interpreter(system: str) -> None:
     for variant in runtime.values():
         assert variant["args"] == RUNTIME_PYTHON_ARGS
         assert variant["selfIsTheOverride"] is True
+        # runtimePythonAttrs: no curses modules (no ncurses in the closure), level-0 bytecode only,
+        # and pyproject.nix's hooks install with this interpreter, not a second CPython.
+        flags = variant["configureFlags"]
+        assert {"py_cv_module__curses=n/a", "py_cv_module__curses_panel=n/a"} <= set(flags)
+        assert "--without-ensurepip" in flags, "cpython's own flags are kept"
+        assert variant["postInstall"].startswith("# stock postInstall")
+        assert "find $out -name '*.opt-1.pyc' -delete" in variant["postInstall"]
+        assert "find $out -name '*.opt-2.pyc' -delete" in variant["postInstall"]
+        assert variant["buildPythonIsItself"] is True
 
 
 def test_the_layer_plan_splits_each_image_without_gaps_or_strays(system: str) -> None:
@@ -194,7 +203,11 @@ def test_the_layer_plan_splits_each_image_without_gaps_or_strays(system: str) ->
         shared = common | (ml if image["torch"] != "none" else set())
         assert shared | torch | own == packages, name
         assert "ktrdr" in own, name
+        # The extras' layer sits below the image's own, which keeps only ktrdr (and the venv).
+        assert set(layers["extras"][name]) == own - {"ktrdr"}, name
     assert "asyncpg" not in common  # the postgres extra: only the images that ask for it
+    assert layers["extras"]["backend"] == ["asyncpg"]
+    assert layers["extras"]["worker-cpu"] == []
     assert layers["torch"]["worker-cpu"] == ["torch"]
 
 

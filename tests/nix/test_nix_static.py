@@ -33,7 +33,29 @@ RUNTIME_PYTHON_ARGS = {
     "stripTests": True,
     "stripTkinter": True,
     "bluezSupport": False,
+    "withReadline": False,
+    "withGdbm": False,
 }
+
+# The arguments python313.override can take, as read (no build is possible here, and the pinned
+# nixpkgs' own files could not be read): the formal arguments of
+# pkgs/development/interpreters/python/cpython/default.nix at nixpkgs 007088359e7a, and the
+# overridable arguments of the newer per-version file that calls it (the one with withMinimalDeps,
+# which passes each of these on by name; a name it does not list would be swallowed by its `...`).
+CPYTHON_FORMALS_007088 = {
+    "bluezSupport", "mimetypesSupport", "withGdbm", "withReadline", "x11Support", "stripConfig",
+    "stripIdlelib", "stripTests", "stripTkinter", "rebuildBytecode", "stripBytecode",
+    "includeSiteCustomize", "static", "enableFramework", "enableGIL", "enableOptimizations",
+    "enableNoSemanticInterposition", "enableLTO", "reproducibleBuild", "packageOverrides",
+    "tzdata", "ncurses", "readline", "gdbm", "openssl", "sqlite", "self", "sourceVersion", "hash",
+}  # fmt: skip
+CPYTHON_VARIANT_ARGS = {
+    "enableGIL", "enableOptimizations", "enableLTO", "enableFramework", "enableDebug",
+    "enableNoSemanticInterposition", "static", "stripBytecode", "rebuildBytecode",
+    "reproducibleBuild", "stripConfig", "stripIdlelib", "stripTests", "stripTkinter",
+    "includeSiteCustomize", "bluezSupport", "mimetypesSupport", "withExpat", "withGdbm",
+    "withMpdecimal", "withOpenssl", "withReadline", "withSqlite", "packageOverrides",
+}  # fmt: skip
 
 NIX_FILES = sorted(
     [REPO / "flake.nix", *(REPO / "nix").rglob("*.nix"), *(REPO / "tests" / "nix").rglob("*.nix")]
@@ -340,3 +362,9 @@ def test_the_runtime_interpreter_is_trimmed_with_cpythons_own_arguments() -> Non
         "workspaceRoot = ./.; torch = { }; prune = { }; strip = { }; }).runtimePythonArgs"
     )
     assert nix_eval(expr) == RUNTIME_PYTHON_ARGS
+
+
+def test_the_runtime_interpreter_arguments_are_cpythons_in_both_layouts() -> None:
+    """An argument cpython does not take would be ignored silently by the newer layout's `...`."""
+    for name in RUNTIME_PYTHON_ARGS:
+        assert name in CPYTHON_FORMALS_007088 and name in CPYTHON_VARIANT_ARGS, name

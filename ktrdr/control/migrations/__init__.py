@@ -1,8 +1,10 @@
 """The database schema as Alembic migrations, shipped inside the package, and the call that applies them.
 
 ``upgrade_database(db_url)`` brings any supported database (``sqlite+aiosqlite://`` or
-``postgresql+asyncpg://``) to the newest schema. The backend calls it at start-up and the CLI's
-``ktrdr db upgrade`` calls it directly; no alembic.ini is involved.
+``postgresql+asyncpg://``) to the newest schema; the CLI's ``ktrdr db upgrade`` calls it directly,
+and no alembic.ini is involved. ``HEAD_REVISION`` is the newest revision shipped here: the backend
+compares the database's stored revision with it at start-up and imports Alembic only when they
+differ (an upgrade to run, or a database newer than this code, which Alembic then refuses).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from ktrdr.errors import BadRequestError
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 
 SUPPORTED_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+# The head of versions/ (tests/control/test_migration_head.py checks it is Alembic's own head, so
+# adding a migration without moving it fails there).
+HEAD_REVISION = "0002"
 
 
 def check_db_url(db_url: str) -> None:
