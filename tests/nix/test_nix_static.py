@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.nix
 
 SUPPORTED_SYSTEMS = {"x86_64-linux", "aarch64-linux"}
 LOCKED_KEYS = {"lastModified", "narHash", "owner", "repo", "rev", "type"}
-FLAKE_INPUTS_FACTS = REPO.parent / "shared" / "reference" / "flake-inputs.json"
+# The steering folder's pinned input facts: beside the checkout, or where KTRDR_SHARED says (.ci/run).
+SHARED = Path(os.environ.get("KTRDR_SHARED") or REPO.parent / "shared")
+FLAKE_INPUTS_FACTS = SHARED / "reference" / "flake-inputs.json"
 
 # What nix/python.nix passes to python313.override: arguments of nixpkgs'
 # pkgs/development/interpreters/python/cpython/default.nix (read at nixpkgs 007088359e7a; in newer
