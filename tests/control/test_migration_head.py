@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import text
+
 from ktrdr.control.migrations import HEAD_REVISION, MIGRATIONS_DIR, upgrade_database
 from ktrdr.control.store import OperationStore
 from tests.control.test_operation_store import db_url  # noqa: F401  (the SQLite/PostgreSQL fixture)
@@ -57,8 +59,10 @@ print(json.dumps({"status": 200 if ok else 503, **{m: m in sys.modules for m in 
 """
 
 
-def start_backend(data_dir: Path) -> subprocess.CompletedProcess[str]:
+def start_backend(data_dir: Path, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {"KTRDR_DATA_DIR": str(data_dir), "KTRDR_LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin"}
+    if database_url is not None:
+        env["KTRDR_DB_URL"] = database_url
     return subprocess.run([sys.executable, "-c", START], cwd=REPO, env=env, capture_output=True, text=True)
 
 
@@ -79,3 +83,30 @@ def test_alembic_runs_only_when_the_database_is_not_at_the_head(tmp_path: Path) 
     newer = start_backend(tmp_path)
     assert newer.returncode != 0
     assert "ffffffffffff" in newer.stdout + newer.stderr
+
+
+def test_a_database_newer_than_the_code_is_refused_on_either_database(
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """SQLite and PostgreSQL alike: a revision this code does not know stops the start, naming the
+    revision, and the database keeps it (nothing is downgraded or rewritten)."""
+    if db_url.startswith("sqlite"):
+        Path(db_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    upgrade_database(db_url)
+
+    async def revision(new: str | None = None) -> str | None:
+        store = OperationStore.from_url(db_url)
+        try:
+            if new is not None:
+                async with store.engine.begin() as conn:
+                    await conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": new})
+            return await store.schema_revision()
+        finally:
+            await store.close()
+
+    assert asyncio.run(revision("ffffffffffff")) == "ffffffffffff"
+    newer = start_backend(tmp_path, db_url)
+    assert newer.returncode != 0
+    assert "ffffffffffff" in newer.stdout + newer.stderr
+    assert asyncio.run(revision()) == "ffffffffffff"
