@@ -13,7 +13,7 @@ every module that was loaded. It prints, as JSON:
   first, with their bytes (sources, data and the bytecode a store install compiles).
 
 Nothing here decides anything: the tables are edited by hand from this output, and
-``tests/worker/test_worker_lean_env.py`` runs the worker suites without what the tables drop.
+``tests/bench/test_worker_lean_env.py`` runs the worker suites without what the tables drop.
 """
 
 from __future__ import annotations

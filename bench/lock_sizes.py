@@ -2,7 +2,8 @@
 environment holds and how many wheel bytes they are, read from uv.lock (which records wheel sizes) and
 nix/torch-cpu-wheels.json (the CPU torch). Mirrors nix/torch.nix through the table both read,
 nix/torch-variants.json: the CPU variant drops torch's CUDA-only dependencies (nvidia-*, cuda-*,
-triton) and swaps torch for the CPU wheel, the CUDA variant drops triton.
+triton) and the packages no worker imports (networkx, jinja2, fsspec, filelock, setuptools) and swaps
+torch for the CPU wheel; the CUDA variant drops triton and the same never-imported packages.
 
 ``python -m bench.lock_sizes`` prints these figures as JSON (the images workflow's summary puts them
 next to the real image sizes).
