@@ -128,7 +128,7 @@ def torch_scale(role: str) -> tuple[float, str]:
 def runtime_parts(role: str) -> dict[str, int]:
     """The base layer's store paths other than the Python packages, in tar bytes."""
     table = runtime_closure()
-    wanted = {"interpreter", "base"} | ({"workers"} if lock_sizes.roles()[role]["torch"] != "none" else set())
+    wanted = {"interpreter", "base"}
     parts = {"python": table["python"]["runtime"]["tar_bytes"]}
     parts |= {name: part["tar_bytes"] for name, part in table["parts"].items() if part["where"] in wanted}
     parts["nss-and-root"] = NSS_AND_ROOT

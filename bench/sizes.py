@@ -24,6 +24,7 @@ GB / 9.19 GB (its own Dockerfiles).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -304,6 +305,36 @@ def measure_role(name: str, role: dict[str, Any]) -> dict[str, Any]:
         return result
 
 
+# What the measurements depend on besides uv.lock (whose packages and versions the size-budget test
+# compares directly): the tables that decide what is removed, stripped and dropped. A change to what
+# one of them says (not to its prose) leaves bench/package-sizes.json stale, and the test says so.
+MEASURED_WITH = ("nix/prune.json", "nix/strip.json", "nix/torch-variants.json")
+PROSE = frozenset({"_comment", "comment", "reason"})
+
+
+def without_prose(value: Any) -> Any:
+    """A table as far as it decides anything: no comments or reasons (a `drop` table's values are
+    the reasons for its keys)."""
+    if isinstance(value, dict):
+        return {
+            key: sorted(item) if key == "drop" else without_prose(item)
+            for key, item in value.items()
+            if key not in PROSE
+        }
+    if isinstance(value, list):
+        return [without_prose(item) for item in value]
+    return value
+
+
+def measured_with() -> dict[str, str]:
+    """The sha256 of what each table of MEASURED_WITH says now (canonical JSON, prose left out)."""
+    digests = {}
+    for rel in MEASURED_WITH:
+        table = without_prose(json.loads((REPO / rel).read_text()))
+        digests[rel] = hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()
+    return digests
+
+
 def write_package_sizes(measured: dict[str, dict[str, Any]], path: Path) -> None:
     """bench/package-sizes.json: per role, each package's measured store bytes (bench.estimate)."""
     stand_in = None
@@ -315,8 +346,10 @@ def write_package_sizes(measured: dict[str, dict[str, Any]], path: Path) -> None
             "tests/nix/test_size_budget.py. Per image role, x86_64: each package of its closure as the "
             "store holds it (installed from uv.lock with its bytecode, nix/prune.json applied, stripped as "
             "nix/strip.json says): files, bytes, bytes of a tar layer of it, its top-level entries and "
-            "scripts. Re-run after changing uv.lock, the prune table or the strip table."
+            "scripts. Re-run after changing uv.lock or a table of measured_with (the sha256 of what "
+            "each says, as measured)."
         ),
+        "measured_with": measured_with(),
         "python": platform.python_version(),
         "torch_stand_in": stand_in,
         "roles": {name: m["package_sizes"] for name, m in measured.items()},

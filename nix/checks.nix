@@ -21,6 +21,7 @@ let
   inherit (project.torch) isCudaOnly;
   resolve = project.pyproject-nix.build.lib.resolvers.resolveCyclic;
   sitePackages = pythonSets.none.python.sitePackages;
+  gccLib = lib.getLib pkgs.stdenv.cc.cc;
   heavy = [
     "torch"
     "numpy"
@@ -82,6 +83,7 @@ let
         else
           project.torch.cudaDroppedDependencies;
       prunedPatterns = lib.unique (lib.concatMap project.prune.patternsFor (closureOf role));
+      envClosure = pkgs.closureInfo { rootPaths = [ envs.${name} ]; };
     in
     lib.concatMapStrings (p: ''
       for f in ${envs.${name}}/${sitePackages}/${p}; do
@@ -95,7 +97,12 @@ let
       done
     '') (strippedOf role)
     + extensionImports name role
+    # nix/gcc-runtime.nix: the wheels link the cut-down gcc runtime, never gcc's whole lib output.
     + ''
+      if grep -Fx ${gccLib} ${envClosure}/store-paths; then
+        echo "${name}-env holds gcc's whole lib output: a wheel was not given nix/gcc-runtime.nix's" >&2
+        exit 1
+      fi
       ${envs.${name}}/bin/python -c 'import ktrdr'
     ''
     + lib.optionalString (role.torch != "none") ''
@@ -140,7 +147,13 @@ let
       ${envs.backend}/bin/python -c 'import zoneinfo; zoneinfo.ZoneInfo("Europe/Zurich")'
     '';
 
-  problems = lib.concatLists (lib.mapAttrsToList closureProblems roles);
+  # cpython's passthru builds `interpreter` from `self`: it must be the trimmed interpreter's own
+  # executable (nix/python.nix's runtimePythonFor), or every venv and shebang would use another.
+  interpreterProblems =
+    lib.optional (runtimePython.interpreter != "${runtimePython}/bin/python3.13")
+      "the runtime python's interpreter is ${runtimePython.interpreter}, not ${runtimePython}/bin/python3.13";
+
+  problems = lib.concatLists (lib.mapAttrsToList closureProblems roles) ++ interpreterProblems;
 
   fitsStockRunner = role: role.torch != "cuda";
 

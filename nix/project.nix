@@ -14,6 +14,7 @@ let
   roles = import ./roles.nix { inherit lib pyproject; };
   torch = import ./torch.nix { inherit lib; };
   prune = import ./prune.nix { inherit lib; };
+  gccRuntime = import ./gcc-runtime.nix { inherit lib; };
   strip = import ./strip.nix {
     inherit (torch) isCudaOnly;
     inherit lib;
@@ -27,6 +28,7 @@ let
       workspaceRoot
       torch
       prune
+      gccRuntime
       strip
       ;
   };
@@ -47,6 +49,7 @@ in
     roles
     torch
     prune
+    gccRuntime
     strip
     python
     imageConfig

@@ -1,7 +1,8 @@
 # The Python package set from uv.lock (uv2nix + pyproject.nix): one workspace, wheels preferred,
 # the build-system overlay before the project overlay (the lock's versions win), the project's
-# fixups, a torch variant, the prune table (prune.nix), and the strip hook turned back on for the
-# non-CUDA wheels (strip.nix) last. Everything here needs only nixpkgs' lib; `mkPythonSets`
+# fixups, a torch variant, the prune table (prune.nix), and for the images gcc's runtime cut down to
+# what the wheels link (gcc-runtime.nix) and the strip hook turned back on for the non-CUDA wheels
+# (strip.nix) last. Everything here needs only nixpkgs' lib; `mkPythonSets`
 # takes pkgs to instantiate the sets on one trimmed python313 (`runtimePythonFor`).
 #
 # The interpreter: nixpkgs' python313 with cpython's own arguments (`runtimePythonArgs`) and a few
@@ -13,7 +14,8 @@
 # terminfo database), the -O/-OO bytecode, the C-API test modules, ensurepip's bundled pip,
 # pydoc's topics and the C headers.
 # Measured on a local CPython 3.13 after the same postInstall and `strip -S` (docs/nix.md,
-# tools/runtime_closure.py): 77.0 MB -> 36.9 MB, and ncurses, readline, gdbm (5.4 MB) leave the closure.
+# tools/runtime_closure.py, tar bytes): 79.7 MB -> 31.8 MB, and ncurses, readline, gdbm (5.4 MB) leave the
+# closure.
 # ssl, sqlite3, ctypes, lzma, bz2, zlib, decimal, zoneinfo (with tzdata), dbm.sqlite3 stay. The
 # cost: an overridden CPython is not in the binary cache, so each architecture builds it from source
 # once (minutes; Cachix serves it afterwards where CI pushes to one). The images' sets and the checks
@@ -29,6 +31,7 @@
   workspaceRoot,
   torch,
   prune,
+  gccRuntime,
   strip,
 }:
 let
@@ -78,7 +81,13 @@ let
       prune.overlay
     ];
 
-  overlayFor = variant: lib.composeExtensions (devOverlayFor variant) strip.overlay;
+  overlayFor =
+    variant:
+    lib.composeManyExtensions [
+      (devOverlayFor variant)
+      gccRuntime.overlay
+      strip.overlay
+    ];
 
   # The editable ktrdr's source: only what hatchling reads to write the metadata and find the package
   # (pyproject.toml, the README it names, ktrdr/__init__.py), uv2nix's source-filtering pattern for
@@ -112,10 +121,8 @@ let
     root = "$REPO_ROOT";
   }) editableFixups;
 
-  # Arguments of nixpkgs' cpython/default.nix (read at nixpkgs 007088359e7a; stripConfig..bluezSupport,
-  # withReadline and withGdbm are also arguments of the newer per-version python3XY files, which pass
-  # them on to it: tests/nix checks the names against both). python3Minimal gets the same from
-  # withMinimalDeps.
+  # Arguments of nixpkgs' cpython/default.nix, read at nixpkgs 007088359e7a (the pinned revision's
+  # file could not be read here); tests/nix checks each name against that file's formal arguments.
   runtimePythonArgs = {
     stripConfig = true; # bin/python*-config, lib/python3.13/config-3.13-* (static libpython, Makefile)
     stripIdlelib = true; # bin/idle*, idlelib, turtledemo

@@ -27,6 +27,7 @@ Every part records its files' bytes and the bytes of a tar layer of them (bench.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -51,7 +52,7 @@ class Part:
     debs: tuple[str, ...]  # Debian package names
     # Which images' closures hold it: "interpreter" (every image, through stock python313),
     # "stock-only" (python313's, which the images' interpreter leaves out), "base" (every image,
-    # not through the interpreter), "workers" (the worker images: autoPatchelf's libstdc++).
+    # not through the interpreter).
     where: str
     note: str
     only: tuple[str, ...] = ()  # count only these paths of the packages (prefixes), when set
@@ -118,10 +119,12 @@ PARTS = (
         "nixpkgs the fat one: this undercounts it",
     ),
     Part(
-        "gcc-lib",
+        "gcc-runtime",
         ("libstdc++6", "libgomp1"),
-        "workers",
-        "libstdc++ and libgomp: autoPatchelf gives the workers' wheels gcc's lib output (part of it here)",
+        "base",
+        "libstdc++ and libgomp, the two files nix/gcc-runtime.nix copies out of gcc's lib output for the "
+        "wheels (greenlet in every image, numpy, pandas and torch in the workers)",
+        only=("usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.33", "usr/lib/x86_64-linux-gnu/libgomp.so.1.0.0"),
     ),
     Part("tini", ("tini",), "base", "the init process of every image"),
 )
@@ -313,6 +316,28 @@ def measure_interpreter(prefix: Path, runtime: bool) -> dict[str, Any]:
     return {**sizes, **parts}
 
 
+# nix/python.nix's interpreter settings, evaluated without nixpkgs (they need no lib).
+SETTINGS_EXPR = (
+    "let python = import ./nix/python.nix { lib = { }; uv2nix = { }; buildSystemsOverlay = null; "
+    "workspaceRoot = ./.; torch = { }; prune = { }; gccRuntime = { }; strip = { }; }; "
+    "in { args = python.runtimePythonArgs; attrs = python.runtimePythonAttrs { }; }"
+)
+
+
+def interpreter_settings() -> str:
+    """The sha256 of nix/python.nix's runtimePythonArgs and runtimePythonAttrs as Nix evaluates them
+    (comments and layout aside): the interpreter was measured with these."""
+    out = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", "-E", SETTINGS_EXPR],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    canonical = json.dumps(json.loads(out), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--debs", type=Path, required=True)
@@ -336,10 +361,12 @@ def main(argv: list[str] | None = None) -> int:
             "closest real files (Debian's packages of the libraries, a local CPython build). where: "
             "interpreter = in stock python313's closure and the images' interpreter's; stock-only = in "
             "stock python313's only (nix/python.nix leaves it out); base = every image, beside the "
-            "interpreter; workers = the worker images only."
+            "interpreter. python.settings_sha256: nix/python.nix's interpreter settings measured with "
+            "(tools.runtime_closure.interpreter_settings)."
         ),
         "python": {
             "from": f"CPython {version} installed at {args.python_prefix.name} (a local source build)",
+            "settings_sha256": interpreter_settings(),
             "stock": measure_interpreter(args.python_prefix, runtime=False),
             "runtime": measure_interpreter(args.python_prefix, runtime=True),
         },

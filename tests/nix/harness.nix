@@ -36,7 +36,7 @@ let
   prune = import (workspaceRoot + "/nix/prune.nix") { inherit lib; };
   python = import (workspaceRoot + "/nix/python.nix") {
     inherit lib uv2nix workspaceRoot torch prune;
-    inherit (project) strip;
+    inherit (project) strip gccRuntime;
     buildSystemsOverlay = buildSystems.wheel;
   };
 
@@ -53,15 +53,28 @@ let
       outPath = "/nix/store/00000000000000000000000000000000-${name}";
       overrideAttrs = f: mkDrv (attrs // (if builtins.isFunction f then f attrs else f));
     };
+  # gcc with its lib output, and glibc, as nixpkgs' manylinux lists hold them.
+  gcc = mkDrv {
+    pname = "gcc";
+    version = "14.3.0";
+  }
+  // {
+    lib = mkDrv {
+      pname = "gcc-lib";
+      version = "14.3.0";
+    };
+  };
+  glibc = mkDrv {
+    pname = "glibc";
+    version = "2.40";
+  };
   stdenv = {
     hostPlatform = platform;
     targetPlatform = platform;
     buildPlatform = platform;
     inherit (platform) isLinux isDarwin;
-    cc.libc = {
-      pname = "glibc";
-      version = "2.40";
-    };
+    cc.libc = glibc;
+    cc.cc = gcc;
     mkDerivation = f: mkDrv (if builtins.isFunction f then lib.fix f else f);
   };
   pyVer = lib.versions.majorMinor pythonVersion;
@@ -86,9 +99,32 @@ let
     fetchurl = args;
     outPath = "/nix/store/00000000000000000000000000000000-${args.name or (baseNameOf args.url)}";
   };
+  manylinux = [
+    glibc
+    gcc.lib
+    (mkDrv {
+      pname = "libX11";
+      version = "1.8";
+    })
+  ];
   pkgs = {
-    inherit fetchurl;
+    inherit fetchurl glibc;
     stdenv = stdenv;
+    pythonManylinuxPackages = {
+      manylinux1 = manylinux;
+      manylinux2010 = manylinux;
+      manylinux2014 = manylinux;
+    };
+    patchelf = mkDrv {
+      pname = "patchelf";
+      version = "0.18";
+    };
+    removeReferencesTo = mkDrv {
+      pname = "remove-references-to";
+      version = "0";
+    };
+    runCommand = name: env: script: record name (env // { inherit name script; });
+    closureInfo = args: record "closure-info" args;
     zlib = mkDrv {
       pname = "zlib";
       version = "1.3";
@@ -112,11 +148,7 @@ let
     pyprojectHook = hook "pyprojectHook";
     pyprojectEditableHook = hook "pyprojectEditableHook";
     pyprojectWheelHook = hook "pyprojectWheelHook";
-    pythonManylinuxPackages = {
-      manylinux1 = [ ];
-      manylinux2010 = [ ];
-      manylinux2014 = [ ];
-    };
+    inherit (pkgs) pythonManylinuxPackages;
   };
   # A fixed point like pyproject.nix's makeScope: packages are called with, and build systems
   # resolved from, the final set (so overlays that add build inputs are evaluated for real), on the
@@ -199,6 +231,8 @@ let
             // attrs.passthru
             // {
               outPath = "/nix/store/00000000000000000000000000000000-python3-${pythonVersion}-runtime";
+              # As cpython's passthruFun: the executable of `self`.
+              interpreter = "${args.self.outPath}/bin/python${pyVer}";
               overrideArgs = args;
             };
         };
@@ -363,6 +397,19 @@ in
     strips = strips set;
   }) devSets;
   imagesStrip = lib.mapAttrs (_: strips) sets;
+  # What a C++ wheel (greenlet, in every image) is given to link against, in the images' sets and in
+  # the dev shells', and the script of the cut-down gcc runtime.
+  gccRuntime =
+    let
+      inputsOf = set: map (drv: drv.pname or drv.name) set.greenlet.buildInputs;
+      runtime = lib.findFirst (drv: drv ? script) null sets.none.greenlet.buildInputs;
+    in
+    {
+      images = lib.mapAttrs (_: inputsOf) sets;
+      dev = lib.mapAttrs (_: inputsOf) devSets;
+      inherit (runtime) name script;
+      disallowedReferences = map (drv: drv.pname) runtime.disallowedReferences;
+    };
   # What each shell's environment, and the editable set, are built on: the images' trimmed
   # interpreter or not, stripped or not.
   shellSets =

@@ -14,7 +14,7 @@ import tomllib
 
 import pytest
 
-from .conftest import NIX_FLAGS, REPO, nix_eval, nix_inputs
+from .conftest import NIX_FLAGS, REPO, NixEvalError, nix_eval, nix_inputs
 
 pytestmark = pytest.mark.nix
 
@@ -84,3 +84,38 @@ def test_intel_macos_has_the_cli_but_no_demo() -> None:
     assert flake_attr_names("apps", "nix/apps.nix") == sorted(
         ["x86_64-linux", "aarch64-linux", "aarch64-darwin", "x86_64-darwin"]
     )
+
+
+def flake_checks_with_interpreter(interpreter: str) -> list[str]:
+    """The names of checks.nix's `flake` on a stand-in runtime interpreter at /nix/store/x-python3."""
+    lib = nix_inputs() / "nixpkgs-lib" / "lib"
+    return nix_eval(
+        f"""
+        let
+          lib = import {lib};
+          checks = import ./nix/checks.nix {{
+            inherit lib;
+            pkgs = {{ runCommand = name: _env: _script: name; closureInfo = _: "closure-info"; }};
+            project = {{ torch.isCudaOnly = _: false; }};
+            roles = {{ }};
+            pythonSets.none.python = {{
+              outPath = "/nix/store/x-python3";
+              interpreter = "{interpreter}";
+              sitePackages = "lib/python3.13/site-packages";
+            }};
+            envs = {{ }};
+            images = {{ }};
+            backendTestEnv = null;
+            src = null;
+          }};
+        in
+        builtins.attrNames checks.flake
+        """
+    )
+
+
+def test_the_checks_refuse_a_runtime_interpreter_that_runs_another_python() -> None:
+    """cpython's `interpreter` comes from `self`: a wrong `self` would point every venv elsewhere."""
+    assert "runtime-python" in flake_checks_with_interpreter("/nix/store/x-python3/bin/python3.13")
+    with pytest.raises(NixEvalError, match="runtime python's interpreter is /nix/store/y-python3"):
+        flake_checks_with_interpreter("/nix/store/y-python3/bin/python3.13")

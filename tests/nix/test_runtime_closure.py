@@ -10,11 +10,12 @@ from pathlib import Path
 
 from tools import runtime_closure
 
-from .conftest import REPO, nix_eval
+from .conftest import REPO, nix_eval, nix_instantiate
 
 ATTRS = (
     "(import ./nix/python.nix { lib = { }; uv2nix = { }; buildSystemsOverlay = null; "
-    "workspaceRoot = ./.; torch = { }; prune = { }; strip = { }; }).runtimePythonAttrs { }"
+    "workspaceRoot = ./.; torch = { }; prune = { }; gccRuntime = { }; strip = { }; })"
+    ".runtimePythonAttrs { }"
 )
 
 
@@ -56,3 +57,13 @@ def test_the_table_leaves_out_exactly_what_the_arguments_drop() -> None:
     assert runtime["bytecode_by_level"]["1"] == runtime["bytecode_by_level"]["2"] == 0
     assert stock["bytecode_by_level"]["1"] > 0 and runtime["tar_bytes"] < stock["tar_bytes"]
     assert runtime["include"] == 0
+
+
+def test_the_interpreter_was_measured_with_todays_settings() -> None:
+    """nix/python.nix's interpreter arguments and attributes, as evaluated, are the ones
+    bench/runtime-closure.json's interpreter was measured with."""
+    nix_instantiate()
+    recorded = json.loads((REPO / "bench" / "runtime-closure.json").read_text())["python"]["settings_sha256"]
+    assert recorded == runtime_closure.interpreter_settings(), (
+        "nix/python.nix's interpreter settings changed: run tools/runtime_closure.py again"
+    )

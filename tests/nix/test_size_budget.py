@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import estimate
+from bench import estimate, sizes
 from bench.lock_sizes import ARCHES, MB, closure, is_cuda_only, resolve, roles
 
 from .conftest import nix_inputs
@@ -42,6 +42,16 @@ def test_the_measured_sizes_cover_exactly_what_the_lock_resolves(name: str) -> N
             assert stand_in and measured[package]["version"].endswith("+cpu"), stand_in
             continue
         assert measured[package]["version"] == version, package
+
+
+def test_the_measured_sizes_were_measured_with_todays_tables() -> None:
+    """The prune, strip and variant tables decide what each package's store path holds: a change to
+    one of them since the measurement makes every estimate stale."""
+    recorded = estimate.package_sizes()["measured_with"]
+    changed = [rel for rel, digest in sizes.measured_with().items() if recorded.get(rel) != digest]
+    assert not changed, (
+        f"{changed} changed since bench/package-sizes.json: run `python -m bench --only sizes`"
+    )
 
 
 @pytest.mark.parametrize("name", x86_roles())
