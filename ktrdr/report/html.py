@@ -7,7 +7,7 @@ range, costs, operation). A training's page: loss and accuracy per epoch with th
 marked, the confusion matrix of the test split, the metrics of each split, and what produced it.
 Results stored before a curve existed get the charts they can have and a note for the rest.
 
-The page opens offline: plotly's JavaScript is inlined once (about 4.8 MB whatever the data), each
+The page opens offline: plotly's JavaScript is inlined once (about 4.8 MB, plus the data), each
 figure's data sits in the page, and nothing names an outside address to load (a test loads the
 page in headless Chromium and checks that it requests nothing). Every text from the result is
 HTML-escaped.
