@@ -157,3 +157,19 @@ def test_any_damaged_result_gives_a_page_or_a_clear_error(op: dict[str, Any]) ->
     except KtrdrError:
         return
     assert text.startswith("<!DOCTYPE html>") and outside_references(Page(text)) == []
+
+
+def test_a_wiped_out_backtest_says_so_and_marks_the_bar_on_the_chart() -> None:
+    result = backtest_result()
+    wiped_at = result["curves"]["timestamps"][300]
+    result |= {"wiped_out": True, "wiped_out_bar": 300, "wiped_out_at": wiped_at}
+    text, page = report("backtesting", result)
+    assert f"account wiped out at bar 300 ({wiped_at})" in text
+    assert '<p class="alert">account wiped out' in text
+    chart = next(s for s in page.scripts if "Plotly.newPlot" in s and "backtest-chart" in s)
+    assert '"dash":"dot"' in chart.replace(" ", "")
+
+    text, page = report("backtesting", backtest_result())
+    assert "wiped out" not in text
+    chart = next(s for s in page.scripts if "Plotly.newPlot" in s and "backtest-chart" in s)
+    assert '"dash":"dot"' not in chart.replace(" ", "")
