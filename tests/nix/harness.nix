@@ -53,21 +53,13 @@ let
       outPath = "/nix/store/00000000000000000000000000000000-${name}";
       overrideAttrs = f: mkDrv (attrs // (if builtins.isFunction f then f attrs else f));
     };
+  # A package of nixpkgs that the overlays only name.
+  pkg = pname: version: mkDrv { inherit pname version; };
   # gcc with its lib output, and glibc, as nixpkgs' manylinux lists hold them.
-  gcc = mkDrv {
-    pname = "gcc";
-    version = "14.3.0";
-  }
-  // {
-    lib = mkDrv {
-      pname = "gcc-lib";
-      version = "14.3.0";
-    };
+  gcc = pkg "gcc" "14.3.0" // {
+    lib = pkg "gcc-lib" "14.3.0";
   };
-  glibc = mkDrv {
-    pname = "glibc";
-    version = "2.40";
-  };
+  glibc = pkg "glibc" "2.40";
   stdenv = {
     hostPlatform = platform;
     targetPlatform = platform;
@@ -102,10 +94,7 @@ let
   manylinux = [
     glibc
     gcc.lib
-    (mkDrv {
-      pname = "libX11";
-      version = "1.8";
-    })
+    (pkg "libX11" "1.8")
   ];
   pkgs = {
     inherit fetchurl glibc;
@@ -115,28 +104,13 @@ let
       manylinux2010 = manylinux;
       manylinux2014 = manylinux;
     };
-    patchelf = mkDrv {
-      pname = "patchelf";
-      version = "0.18";
-    };
-    removeReferencesTo = mkDrv {
-      pname = "remove-references-to";
-      version = "0";
-    };
+    patchelf = pkg "patchelf" "0.18";
+    removeReferencesTo = pkg "remove-references-to" "0";
     runCommand = name: env: script: record name (env // { inherit name script; });
     closureInfo = args: record "closure-info" args;
-    zlib = mkDrv {
-      pname = "zlib";
-      version = "1.3";
-    };
-    uv = mkDrv {
-      pname = "uv";
-      version = "0.9";
-    };
-    nixfmt = mkDrv {
-      pname = "nixfmt";
-      version = "1.0";
-    };
+    zlib = pkg "zlib" "1.3";
+    uv = pkg "uv" "0.9";
+    nixfmt = pkg "nixfmt" "1.0";
     # nix/shells.nix's mkShell: records its arguments.
     mkShell = args: args;
   };
