@@ -21,7 +21,7 @@ let
   inherit (project.torch) isCudaOnly;
   resolve = project.pyproject-nix.build.lib.resolvers.resolveCyclic;
   sitePackages = pythonSets.none.python.sitePackages;
-  gccLib = lib.getLib pkgs.stdenv.cc.cc;
+  gccLib = project.gccRuntime.gccLibFor pkgs;
   heavy = [
     "torch"
     "numpy"

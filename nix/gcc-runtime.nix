@@ -22,10 +22,13 @@
 let
   inherit (table) libraries;
 
+  # gcc's lib output, as nixpkgs' manylinux lists name it.
+  gccLibFor = pkgs: lib.getLib pkgs.stdenv.cc.cc;
+
   runtimeFor =
     pkgs:
     let
-      gccLib = lib.getLib pkgs.stdenv.cc.cc;
+      gccLib = gccLibFor pkgs;
       glibcLib = lib.getLib pkgs.glibc;
     in
     pkgs.runCommand "gcc-runtime-libs-${pkgs.stdenv.cc.cc.version}"
@@ -35,7 +38,6 @@ let
           pkgs.removeReferencesTo
         ];
         disallowedReferences = [ gccLib ];
-        passthru = { inherit libraries gccLib; };
       }
       ''
         mkdir -p $out/lib
@@ -53,7 +55,7 @@ let
     pkgs:
     let
       stock = pkgs.pythonManylinuxPackages;
-      gccLib = lib.getLib pkgs.stdenv.cc.cc;
+      gccLib = gccLibFor pkgs;
       runtime = runtimeFor pkgs;
       isGccLib = drv: drv.outPath == gccLib.outPath;
       swap =
@@ -77,6 +79,7 @@ in
   inherit
     table
     libraries
+    gccLibFor
     runtimeFor
     overlay
     ;

@@ -316,7 +316,8 @@ def measure_interpreter(prefix: Path, runtime: bool) -> dict[str, Any]:
     return {**sizes, **parts}
 
 
-# nix/python.nix's interpreter settings, evaluated without nixpkgs (they need no lib).
+# nix/python.nix's interpreter settings, evaluated without nixpkgs (they need no lib); the tests
+# evaluate the same expression.
 SETTINGS_EXPR = (
     "let python = import ./nix/python.nix { lib = { }; uv2nix = { }; buildSystemsOverlay = null; "
     "workspaceRoot = ./.; torch = { }; prune = { }; gccRuntime = { }; strip = { }; }; "

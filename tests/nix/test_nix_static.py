@@ -16,6 +16,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from tools import runtime_closure
+
 from .conftest import NIX_FLAGS, REPO, nix_eval, nix_instantiate
 
 pytestmark = pytest.mark.nix
@@ -351,12 +353,7 @@ def test_prune_table_spares_every_library_torch_links_or_preloads() -> None:
 
 def test_the_runtime_interpreter_is_trimmed_with_cpythons_own_arguments() -> None:
     """nix/python.nix's override arguments, evaluated without nixpkgs (the attribute needs no lib)."""
-    expr = (
-        "(import ./nix/python.nix { lib = { }; uv2nix = { }; buildSystemsOverlay = null; "
-        "workspaceRoot = ./.; torch = { }; prune = { }; gccRuntime = { }; strip = { }; })"
-        ".runtimePythonArgs"
-    )
-    assert nix_eval(expr) == RUNTIME_PYTHON_ARGS
+    assert nix_eval(runtime_closure.SETTINGS_EXPR)["args"] == RUNTIME_PYTHON_ARGS
 
 
 def test_the_runtime_interpreter_arguments_are_cpythons() -> None:

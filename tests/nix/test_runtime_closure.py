@@ -12,16 +12,10 @@ from tools import runtime_closure
 
 from .conftest import REPO, nix_eval, nix_instantiate
 
-ATTRS = (
-    "(import ./nix/python.nix { lib = { }; uv2nix = { }; buildSystemsOverlay = null; "
-    "workspaceRoot = ./.; torch = { }; prune = { }; gccRuntime = { }; strip = { }; })"
-    ".runtimePythonAttrs { }"
-)
-
 
 def nix_removals() -> tuple[list[str], list[str]]:
     """(lib-dynload module prefixes, other paths under $out) that runtimePythonAttrs removes."""
-    post_install = nix_eval(ATTRS)["postInstall"]
+    post_install = nix_eval(runtime_closure.SETTINGS_EXPR)["attrs"]["postInstall"]
     (modules,) = re.findall(r"lib-dynload/\{([^}]+)\}\*\.so", post_install)
     (rest,) = re.findall(r"rm -rf (.+)", post_install)
     return modules.split(","), [p.removeprefix("$out/") for p in rest.split()]
